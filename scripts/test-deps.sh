@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the test suite's real peers need (openssl, kubectl). With CI=true a dependency
+# that cannot be installed fails the run; elsewhere tests that need it skip with a message.
+set -u
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v kubectl >/dev/null || need+=(kubectl)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+echo "test-deps: installing ${need[*]}" >&2
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+for t in "${need[@]}"; do
+  if ! command -v "$t" >/dev/null; then
+    if [ "${CI:-}" = true ]; then echo "test-deps: $t is required in CI and could not be installed" >&2; exit 1; fi
+    echo "test-deps: $t is missing; tests that need it will be skipped" >&2
+  fi
+done
+exit 0

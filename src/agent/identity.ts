@@ -1,0 +1,88 @@
+// Who this node is: its name, addresses and facts. Interface reads are injected for tests.
+import os from "node:os";
+import { isIP } from "node:net";
+import si from "systeminformation";
+import type { NodeFacts } from "../protocol/messages.js";
+import { normalizeIp } from "../pki/names.js";
+
+export const AGENT_VERSION = "0.1.0";
+
+export interface AddressOptions {
+  includeLoopback: boolean;
+  includeLinkLocal: boolean;
+  extra: string[];
+  only?: string[];
+}
+
+type Interfaces = ReturnType<typeof os.networkInterfaces>;
+
+/** Every address of every interface (os.networkInterfaces keeps all of them, unlike systeminformation). */
+export function nodeAddresses(o: AddressOptions, interfaces: Interfaces = os.networkInterfaces()): string[] {
+  if (o.only) return [...new Set(o.only.map(normalizeIp))];
+  const out = new Set<string>();
+  for (const list of Object.values(interfaces)) {
+    for (const a of list ?? []) {
+      if (a.internal && !o.includeLoopback) continue;
+      const linkLocal = a.family === "IPv6" ? /^fe[89ab]/i.test(a.address) : a.address.startsWith("169.254.");
+      if (linkLocal && !o.includeLinkLocal) continue;
+      if (a.family === "IPv6" && a.scopeid) continue; // scoped addresses cannot go in a SAN
+      out.add(normalizeIp(a.address));
+    }
+  }
+  return [...out];
+}
+
+export function defaultNodeName(hostname: string = os.hostname()): string {
+  return hostname.toLowerCase();
+}
+
+export interface HostFacts {
+  fqdn?: string;
+  machineId?: string;
+  distro?: string;
+  release?: string;
+  kernel?: string;
+  arch?: string;
+}
+
+let cachedHostFacts: Promise<HostFacts> | undefined;
+
+/** systeminformation is slow (it spawns commands); read it once per process. */
+export function hostFacts(): Promise<HostFacts> {
+  cachedHostFacts ??= (async () => {
+    const [osInfo, uuid] = await Promise.all([si.osInfo().catch(() => undefined), si.uuid().catch(() => undefined)]);
+    return { fqdn: osInfo?.fqdn || undefined, machineId: uuid?.os || undefined, distro: osInfo?.distro, release: osInfo?.release, kernel: osInfo?.kernel, arch: osInfo?.arch };
+  })();
+  return cachedHostFacts;
+}
+
+export interface Identity {
+  nodeName: string;
+  facts: NodeFacts;
+  /** DNS names and IPs for the serving certificate. */
+  servingSans: string[];
+}
+
+export async function nodeIdentity(o: { nodeName?: string; addresses: AddressOptions; facts?: () => Promise<HostFacts>; hostname?: string; interfaces?: Interfaces }): Promise<Identity> {
+  const hostname = (o.hostname ?? os.hostname()).toLowerCase();
+  const nodeName = (o.nodeName ?? defaultNodeName(hostname)).toLowerCase();
+  const hf = await (o.facts ?? hostFacts)();
+  const extraIps = o.addresses.extra.filter((x) => isIP(x)).map(normalizeIp);
+  const extraNames = o.addresses.extra.filter((x) => !isIP(x)).map((n) => n.toLowerCase());
+  const addresses = [...new Set([...nodeAddresses(o.addresses, o.interfaces), ...extraIps])];
+  const fqdn = hf.fqdn?.toLowerCase();
+  const names = [...new Set([nodeName, hostname, ...(fqdn && fqdn !== hostname ? [fqdn] : []), ...extraNames])];
+  return {
+    nodeName,
+    facts: {
+      hostname,
+      fqdn: fqdn ?? undefined,
+      names,
+      machineId: hf.machineId,
+      addresses,
+      os: { platform: process.platform, distro: hf.distro, release: hf.release, kernel: hf.kernel, arch: hf.arch },
+      agentVersion: AGENT_VERSION,
+    },
+    servingSans: [...names, ...addresses],
+  };
+}

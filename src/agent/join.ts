@@ -1,0 +1,95 @@
+// Joining the cluster: pin-checked CA fetch, local keys, CSRs, verification, install.
+import { CaBundleResponse, JoinResponse, PROTOCOL_VERSION, type JoinRequest } from "../protocol/messages.js";
+import { certificatePin, normalizePin } from "../pki/pin.js";
+import { splitCertificates } from "../pki/pem.js";
+import { exportPrivateKeyPem, generateKeyPair, type KeyAlgorithm } from "../pki/keys.js";
+import { createNodeCsr } from "../pki/csr.js";
+import { verifyNodeCertificate } from "../pki/verify.js";
+import { describeErrorBody, requestJson } from "../util/https-client.js";
+import type { Identity } from "./identity.js";
+import type { NodeLayout } from "./layout.js";
+import { applyInstall } from "./apply.js";
+import type { AgentState } from "./state.js";
+import type { Logger } from "../log.js";
+
+export class JoinError extends Error {}
+
+export interface JoinOptions {
+  server: string;
+  token: string;
+  caCertHash: string;
+  layout: NodeLayout;
+  identity: Identity;
+  keyAlgorithm: KeyAlgorithm;
+  now: () => Date;
+  logger: Logger;
+}
+
+/** Fetches the CA bundle without trust and accepts it only if one certificate matches the pin. */
+export async function fetchPinnedBundle(server: string, pin: string): Promise<string> {
+  const want = normalizePin(pin);
+  const res = await requestJson(new URL("/v1/ca", server).toString(), { tls: { insecure: true } });
+  if (res.status !== 200) throw new JoinError(`cannot fetch the CA bundle from ${server}: ${describeErrorBody(res.status, res.body)}`);
+  const parsed = CaBundleResponse.safeParse(res.body);
+  if (!parsed.success) throw new JoinError(`${server} answered /v1/ca with something that is not a nodecert CA bundle`);
+  const certs = splitCertificates(parsed.data.caBundle);
+  const pins = certs.map((c) => certificatePin(c));
+  if (!pins.includes(want)) {
+    throw new JoinError(
+      `CA pin mismatch: expected ${want}, the server at ${server} presented ${pins.join(", ")}. ` +
+        `Check --ca-cert-hash (printed by 'nodecert server init') and that --server points at your control plane; refusing to trust it`,
+    );
+  }
+  return certs.join("");
+}
+
+export async function join(o: JoinOptions): Promise<AgentState> {
+  const log = o.logger;
+  const bundle = await fetchPinnedBundle(o.server, o.caCertHash);
+  log.info("CA bundle matches pin", { server: o.server, caPin: normalizePin(o.caCertHash) });
+  const [clientKeys, servingKeys] = await Promise.all([generateKeyPair(o.keyAlgorithm), generateKeyPair(o.keyAlgorithm)]);
+  const { nodeName, facts, servingSans } = o.identity;
+  const request: JoinRequest = {
+    v: PROTOCOL_VERSION,
+    nodeName,
+    facts,
+    csrs: {
+      client: await createNodeCsr({ kind: "client", nodeName, keys: clientKeys }),
+      serving: await createNodeCsr({ kind: "serving", nodeName, keys: servingKeys, sans: servingSans }),
+    },
+  };
+  const res = await requestJson(new URL("/v1/join", o.server).toString(), {
+    body: request,
+    headers: { authorization: `Bearer ${o.token}` },
+    tls: { ca: bundle },
+  });
+  if (res.status !== 200) throw new JoinError(`join refused by ${o.server}: ${describeErrorBody(res.status, res.body)}`);
+  const parsed = JoinResponse.safeParse(res.body);
+  if (!parsed.success) throw new JoinError(`${o.server} sent a join response that does not match the protocol; nothing was installed`);
+  const jr = parsed.data;
+  // Anchor verification in the bundle we pinned; the response's bundle must still contain the pinned CA.
+  const pinned = normalizePin(o.caCertHash);
+  if (!splitCertificates(jr.caBundle).some((c) => certificatePin(c) === pinned)) {
+    throw new JoinError("the join response's CA bundle no longer contains the pinned CA; nothing was installed");
+  }
+  const now = o.now();
+  const clientKeyPem = await exportPrivateKeyPem(clientKeys.privateKey);
+  const servingKeyPem = await exportPrivateKeyPem(servingKeys.privateKey);
+  verifyNodeCertificate(jr.certificates.client, clientKeyPem, bundle, { kind: "client", nodeName, now });
+  verifyNodeCertificate(jr.certificates.serving, servingKeyPem, bundle, { kind: "serving", nodeName, sans: servingSans, now });
+  const state = await applyInstall(
+    o.layout,
+    {
+      nodeName,
+      server: o.server,
+      caPin: pinned,
+      apiServer: jr.apiServer,
+      caBundle: jr.caBundle,
+      pairs: { client: { chainPem: jr.certificates.client, keyPem: clientKeyPem }, serving: { chainPem: jr.certificates.serving, keyPem: servingKeyPem } },
+      at: now.toISOString(),
+    },
+    now,
+  );
+  log.info("joined", { node: nodeName, server: o.server, clientSerial: state.certificates.client?.serial, servingSerial: state.certificates.serving?.serial });
+  return state;
+}

@@ -1,0 +1,36 @@
+// The node's on-disk layout (DESIGN.md), rooted at a configurable directory.
+import path from "node:path";
+import type { CertKind } from "../pki/csr.js";
+
+export interface NodeLayout {
+  root: string;
+  pkiDir: string;
+  kubernetesPkiDir: string;
+  caFile: string;
+  kubeconfig: string;
+  stateDir: string;
+  stateFile: string;
+  configDir: string;
+  configFile: string;
+  current(kind: CertKind): string;
+  prefix(kind: CertKind): string;
+}
+
+export function nodeLayout(root: string): NodeLayout {
+  const r = path.resolve(root);
+  const pkiDir = path.join(r, "var/lib/kubelet/pki");
+  const prefix = (kind: CertKind) => (kind === "client" ? "kubelet-client" : "kubelet-server");
+  return {
+    root: r,
+    pkiDir,
+    kubernetesPkiDir: path.join(r, "etc/kubernetes/pki"),
+    caFile: path.join(r, "etc/kubernetes/pki/ca.crt"),
+    kubeconfig: path.join(r, "etc/kubernetes/kubelet.conf"),
+    stateDir: path.join(r, "var/lib/nodecert"),
+    stateFile: path.join(r, "var/lib/nodecert/state.json"),
+    configDir: path.join(r, "etc/nodecert"),
+    configFile: path.join(r, "etc/nodecert/agent.yaml"),
+    current: (kind) => path.join(pkiDir, `${prefix(kind)}-current.pem`),
+    prefix,
+  };
+}

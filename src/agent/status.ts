@@ -1,0 +1,91 @@
+// `nodecert status`: a table like `kubeadm certs check-expiration`.
+import { promises as fs } from "node:fs";
+import type { NodeLayout } from "./layout.js";
+import { certificateInfo } from "../pki/certificate-info.js";
+import { splitCertificates } from "../pki/pem.js";
+import { keyMatchesCertificate } from "../pki/verify.js";
+import { privateKeyBlock } from "../pki/pem.js";
+import { formatDuration } from "../config/duration.js";
+import { readCurrent } from "./install.js";
+
+export interface StatusRow {
+  certificate: string;
+  path: string;
+  state: "valid" | "expired" | "missing" | "invalid" | "not-yet-valid";
+  expires?: string;
+  residualSeconds?: number;
+  issuer?: string;
+  key?: string;
+  serial?: string;
+  problem?: string;
+}
+
+export async function certificateStatus(layout: NodeLayout, now: Date): Promise<StatusRow[]> {
+  const rows: StatusRow[] = [];
+  for (const [name, kind] of [
+    ["kubelet-client", "client"],
+    ["kubelet-server", "serving"],
+  ] as const) {
+    const path = layout.current(kind);
+    const text = await readCurrent(layout, kind).catch(() => undefined);
+    if (!text) {
+      rows.push({ certificate: name, path, state: "missing" });
+      continue;
+    }
+    rows.push(rowFor(name, path, text, now, true));
+  }
+  const ca = await fs.readFile(layout.caFile, "utf8").catch(() => undefined);
+  const caCerts = ca ? splitCertificates(ca) : [];
+  if (!caCerts.length) rows.push({ certificate: "ca", path: layout.caFile, state: "missing" });
+  caCerts.forEach((c, i) => rows.push(rowFor(caCerts.length > 1 ? `ca[${i}]` : "ca", layout.caFile, c, now, false)));
+  return rows;
+}
+
+function rowFor(name: string, path: string, pem: string, now: Date, withKey: boolean): StatusRow {
+  try {
+    const info = certificateInfo(splitCertificates(pem)[0]);
+    const residual = Math.floor((info.notAfter.getTime() - now.getTime()) / 1000);
+    let state: StatusRow["state"] = residual <= 0 ? "expired" : info.notBefore > now ? "not-yet-valid" : "valid";
+    let problem: string | undefined;
+    if (withKey) {
+      const key = privateKeyBlock(pem);
+      if (!key || !keyMatchesCertificate(pem, key)) {
+        state = "invalid";
+        problem = key ? "private key does not match the certificate" : "file holds no private key";
+      }
+    }
+    return {
+      certificate: name,
+      path,
+      state,
+      expires: info.notAfter.toISOString(),
+      residualSeconds: residual,
+      issuer: info.issuerCN ?? info.issuer,
+      key: info.keyDescription,
+      serial: info.serial,
+      problem,
+    };
+  } catch (e) {
+    return { certificate: name, path, state: "invalid", problem: (e as Error).message };
+  }
+}
+
+export function statusHealthy(rows: StatusRow[]): boolean {
+  return rows.every((r) => r.state === "valid");
+}
+
+export function formatStatusTable(rows: StatusRow[]): string {
+  const header = ["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "ISSUER", "KEY", "SERIAL", "STATE"];
+  const body = rows.map((r) => [
+    r.certificate,
+    r.expires ? r.expires.replace("T", " ").replace(/\.\d+Z$/, " UTC") : "<missing>",
+    r.residualSeconds === undefined ? "" : r.residualSeconds <= 0 ? "expired" : formatDuration(r.residualSeconds * 1000),
+    r.issuer ?? "",
+    r.key ?? "",
+    r.serial ?? "",
+    r.problem ? `${r.state}: ${r.problem}` : r.state,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd();
+  return [line(header), ...body.map(line)].join("\n") + "\n";
+}

@@ -1,0 +1,39 @@
+// `nodecert join`: first contact with the control plane.
+import type { Command } from "commander";
+import { createLogger } from "../log.js";
+import { nodeLayout } from "../agent/layout.js";
+import { nodeIdentity } from "../agent/identity.js";
+import { join } from "../agent/join.js";
+import { readState } from "../agent/state.js";
+import { parseKeyAlgorithm } from "../pki/keys.js";
+import { certificateStatus, formatStatusTable, statusHealthy } from "../agent/status.js";
+
+export function registerJoin(program: Command): void {
+  program
+    .command("join")
+    .description("join this node: fetch and pin the CA, get kubelet certificates, install them")
+    .requiredOption("--server <url>", "control plane URL, e.g. https://cp.example:9443")
+    .requiredOption("--token <token>", "bootstrap token from 'nodecert token create'")
+    .requiredOption("--ca-cert-hash <sha256:hex>", "CA pin printed by 'nodecert server init' (kubeadm's format)")
+    .option("--root <dir>", "filesystem root for every path written", "/")
+    .option("--node-name <name>", "node name (default: lowercased hostname)")
+    .option("--key-algorithm <alg>", "ECDSA-P256, ECDSA-P384, RSA-2048, RSA-3072, RSA-4096 or Ed25519", "ECDSA-P256")
+    .option("--address <ip...>", "use exactly these addresses instead of reading the interfaces")
+    .option("--extra-san <name...>", "extra DNS names or IPs for the serving certificate")
+    .option("--include-loopback", "also put loopback addresses in the serving certificate")
+    .action(async (o: { server: string; token: string; caCertHash: string; root: string; nodeName?: string; keyAlgorithm: string; address?: string[]; extraSan?: string[]; includeLoopback?: boolean }) => {
+      const logger = createLogger({ component: "join", stream: process.stderr });
+      const layout = nodeLayout(o.root);
+      const existing = await readState(layout);
+      if (existing && statusHealthy((await certificateStatus(layout, new Date())).filter((r) => !r.certificate.startsWith("ca")))) {
+        process.stdout.write(`already joined as ${existing.nodeName} with valid certificates; nothing to do\n`);
+        return;
+      }
+      const identity = await nodeIdentity({
+        nodeName: o.nodeName,
+        addresses: { includeLoopback: !!o.includeLoopback, includeLinkLocal: false, extra: o.extraSan ?? [], only: o.address },
+      });
+      await join({ server: o.server, token: o.token, caCertHash: o.caCertHash, layout, identity, keyAlgorithm: parseKeyAlgorithm(o.keyAlgorithm), now: () => new Date(), logger });
+      process.stdout.write(`joined as ${identity.nodeName}\n\n` + formatStatusTable(await certificateStatus(layout, new Date())));
+    });
+}

@@ -1,0 +1,50 @@
+// `nodecert server init` and `nodecert server run`.
+import { promises as fs } from "node:fs";
+import { randomBytes } from "node:crypto";
+import type { Command } from "commander";
+import { initServer } from "../server/init.js";
+import { runServer } from "../server/run.js";
+import { createLogger } from "../log.js";
+import { DEFAULT_SERVER_DIR, onShutdown } from "./common.js";
+
+export function registerServer(program: Command): void {
+  const server = program.command("server").description("the control plane: CA, tokens, approval policy, signer");
+  server
+    .command("init")
+    .description("create the CA (or use a provided one), the server's TLS certificate and the admin certificate")
+    .option("--dir <dir>", "server state directory", DEFAULT_SERVER_DIR)
+    .option("--ca-cert <file>", "use this CA certificate (an intermediate: append its chain up to the root)")
+    .option("--ca-key <file>", "private key of --ca-cert")
+    .option("--listen <host:port>", "address to listen on (written to server.yaml)")
+    .option("--san <name...>", "DNS names and IPs for the server's TLS certificate")
+    .option("--api-server <url>", "the Kubernetes API server URL written into nodes' kubelet.conf")
+    .action(async (o: { dir: string; caCert?: string; caKey?: string; listen?: string; san?: string[]; apiServer?: string }) => {
+      const r = await initServer({
+        dir: o.dir,
+        caCertPem: o.caCert ? await fs.readFile(o.caCert, "utf8") : undefined,
+        caKeyPem: o.caKey ? await fs.readFile(o.caKey, "utf8") : undefined,
+        listen: o.listen,
+        sans: o.san,
+        apiServerUrl: o.apiServer,
+        now: new Date(),
+        random: (n) => randomBytes(n),
+      });
+      process.stdout.write(
+        `${r.createdCa ? "Created" : "Kept existing"} CA in ${r.paths.caDir}\n` +
+          `CA pin: ${r.pin}\n\n` +
+          `Start the server:  nodecert server run --dir ${r.paths.dir}\n` +
+          `Create a token:    nodecert token create --dir ${r.paths.dir}\n` +
+          `Join a node:       nodecert join --server ${r.serverUrl} --token <token> --ca-cert-hash ${r.pin}\n`,
+      );
+    });
+  server
+    .command("run")
+    .description("serve the control plane API (TLS 1.3 only)")
+    .option("--dir <dir>", "server state directory", DEFAULT_SERVER_DIR)
+    .option("--listen <host:port>", "address to listen on (overrides server.yaml)")
+    .action(async (o: { dir: string; listen?: string }) => {
+      const logger = createLogger({ component: "server" });
+      const s = await runServer({ dir: o.dir, listen: o.listen, logger });
+      onShutdown(logger, () => s.close());
+    });
+}

@@ -1,0 +1,54 @@
+// server.yaml: schema and defaults.
+import { z } from "zod";
+import { parseDuration } from "./duration.js";
+import { DEFAULT_POLICY } from "../server/policy.js";
+import { KEY_ALGORITHMS } from "../pki/keys.js";
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  try {
+    return typeof v === "number" ? v * 1000 : parseDuration(v);
+  } catch (e) {
+    ctx.addIssue({ code: "custom", message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+export const ServerConfig = z
+  .object({
+    listen: z.string().default("0.0.0.0:9443"),
+    /** Names and addresses for the server's own TLS certificate (used at init). */
+    sans: z.array(z.string()).default(["localhost", "127.0.0.1", "::1"]),
+    /** The URL nodes write into kubelet.conf. */
+    apiServerUrl: z.string().url().default("https://127.0.0.1:6443"),
+    certificates: z
+      .object({
+        maxClientLifetime: duration.default(365 * 86_400_000),
+        maxServingLifetime: duration.default(365 * 86_400_000),
+      })
+      .strict()
+      .default({ maxClientLifetime: 365 * 86_400_000, maxServingLifetime: 365 * 86_400_000 }),
+    policy: z
+      .object({
+        allowedCidrs: z.array(z.string()).default(DEFAULT_POLICY.allowedCidrs),
+        allowedDnsPatterns: z.array(z.string()).default(DEFAULT_POLICY.allowedDnsPatterns),
+        minRsaBits: z.number().int().min(2048).default(DEFAULT_POLICY.minRsaBits),
+        allowedKeyAlgorithms: z.array(z.enum(KEY_ALGORITHMS)).default(DEFAULT_POLICY.allowedKeyAlgorithms),
+      })
+      .strict()
+      .default(DEFAULT_POLICY),
+    tokens: z
+      .object({
+        maxFailures: z.number().int().positive().default(10),
+        failureWindow: duration.default(60_000),
+      })
+      .strict()
+      .default({ maxFailures: 10, failureWindow: 60_000 }),
+  })
+  .strict();
+export type ServerConfig = z.infer<typeof ServerConfig>;
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(listen);
+  if (!m) throw new Error(`invalid listen address "${listen}": use host:port, e.g. 0.0.0.0:9443`);
+  return { host: m[1] || "0.0.0.0", port: Number(m[2]) };
+}

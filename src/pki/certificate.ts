@@ -1,0 +1,119 @@
+// Creates CA and leaf certificates. Pure: takes keys, time and randomness, returns PEM.
+import { x509 } from "../crypto/provider.js";
+import { keyObjectFromSpki, describeKeyObject, signingParams, type KeyAlgorithm, type KeyPair } from "./keys.js";
+import { keyUsageFor } from "./csr.js";
+import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH, normalizeSerial } from "./certificate-info.js";
+import { splitSans } from "./names.js";
+
+export type RandomBytes = (n: number) => Uint8Array;
+
+/** A random positive serial with 128 bits of entropy (x509 strips sign and leading zeros). */
+export function randomSerial(random: RandomBytes): string {
+  for (;;) {
+    const bytes = random(16);
+    if (bytes.some((b) => b !== 0)) return Buffer.from(bytes).toString("hex");
+  }
+}
+
+/** notBefore is backdated so nodes with a slightly slow clock accept a fresh certificate. */
+export const BACKDATE_MS = 5 * 60 * 1000;
+
+export interface CaParams {
+  commonName: string;
+  keys: KeyPair;
+  now: Date;
+  lifetimeMs: number;
+  random: RandomBytes;
+}
+
+export async function createSelfSignedCa(p: CaParams): Promise<string> {
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerial(p.random),
+    name: [{ CN: [p.commonName] }],
+    notBefore: new Date(p.now.getTime() - BACKDATE_MS),
+    notAfter: new Date(p.now.getTime() + p.lifetimeMs),
+    signingAlgorithm: signingParams(p.keys.algorithm),
+    keys: { privateKey: p.keys.privateKey, publicKey: p.keys.publicKey },
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+        true,
+      ),
+      await x509.SubjectKeyIdentifierExtension.create(p.keys.publicKey),
+    ],
+  });
+  return cert.toString("pem");
+}
+
+export type LeafKind = "client" | "serving" | "server" | "admin";
+
+export interface Issuer {
+  certPem: string;
+  privateKey: CryptoKey;
+  algorithm: KeyAlgorithm;
+}
+
+export interface LeafParams {
+  issuer: Issuer;
+  subject: x509.JsonName;
+  /** SubjectPublicKeyInfo DER of the subject's key (from the approved CSR). */
+  spki: ArrayBuffer;
+  kind: LeafKind;
+  sans?: string[];
+  now: Date;
+  lifetimeMs: number;
+  random: RandomBytes;
+}
+
+export interface IssuedLeaf {
+  pem: string;
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+export async function issueLeaf(p: LeafParams): Promise<IssuedLeaf> {
+  const issuerCert = new x509.X509Certificate(p.issuer.certPem);
+  const subjectKeyAlg = describeKeyObject(keyObjectFromSpki(p.spki)).algorithm;
+  const publicKey = new x509.PublicKey(p.spki);
+  const serverAuth = p.kind === "serving" || p.kind === "server";
+  const extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(keyUsageFor(subjectKeyAlg), true),
+    new x509.ExtendedKeyUsageExtension([serverAuth ? EKU_SERVER_AUTH : EKU_CLIENT_AUTH]),
+    await x509.SubjectKeyIdentifierExtension.create(publicKey),
+    await authorityKeyId(issuerCert),
+  ];
+  if (serverAuth) {
+    const sans = splitSans(p.sans ?? []);
+    extensions.push(
+      new x509.SubjectAlternativeNameExtension([
+        ...sans.dns.map((value) => ({ type: "dns" as const, value })),
+        ...sans.ip.map((value) => ({ type: "ip" as const, value })),
+      ]),
+    );
+  }
+  const notBefore = new Date(p.now.getTime() - BACKDATE_MS);
+  // A leaf never outlives the CA that signed it.
+  const notAfter = new Date(Math.min(p.now.getTime() + p.lifetimeMs, issuerCert.notAfter.getTime()));
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(p.random),
+    subject: p.subject,
+    // Keep the issuer's exact DER name: Go matches issuer and subject byte for byte.
+    issuer: new x509.Name(issuerCert.subjectName.toArrayBuffer()),
+    notBefore,
+    notAfter,
+    signingAlgorithm: signingParams(p.issuer.algorithm),
+    publicKey,
+    signingKey: p.issuer.privateKey,
+    extensions,
+  });
+  return { pem: cert.toString("pem"), serial: normalizeSerial(cert.serialNumber), notBefore: cert.notBefore, notAfter: cert.notAfter };
+}
+
+async function authorityKeyId(issuer: x509.X509Certificate): Promise<x509.AuthorityKeyIdentifierExtension> {
+  const ski = issuer.getExtension(x509.SubjectKeyIdentifierExtension);
+  if (ski) return new x509.AuthorityKeyIdentifierExtension(ski.keyId);
+  return x509.AuthorityKeyIdentifierExtension.create(issuer.publicKey);
+}

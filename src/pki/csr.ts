@@ -1,0 +1,102 @@
+// Builds and reads the kubelet's CSRs. Pure: WebCrypto only.
+import { x509 } from "../crypto/provider.js";
+import { describeKeyObject, keyObjectFromSpki, signingParams, type KeyAlgorithm, type KeyPair } from "./keys.js";
+import { NODE_ORG, nodeCommonName, splitSans, type SanSet } from "./names.js";
+import { sansOf, extensionOf, EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from "./certificate-info.js";
+
+export type CertKind = "client" | "serving";
+
+export interface NodeCsrRequest {
+  kind: CertKind;
+  nodeName: string;
+  keys: KeyPair;
+  /** Serving only: DNS names and IP addresses. */
+  sans?: string[];
+}
+
+export function nodeSubject(nodeName: string): x509.JsonName {
+  return [{ O: [NODE_ORG] }, { CN: [nodeCommonName(nodeName)] }];
+}
+
+export async function createNodeCsr(req: NodeCsrRequest): Promise<string> {
+  const extensions: x509.Extension[] = [
+    new x509.KeyUsagesExtension(keyUsageFor(req.keys.algorithm), true),
+    new x509.ExtendedKeyUsageExtension([req.kind === "client" ? EKU_CLIENT_AUTH : EKU_SERVER_AUTH]),
+  ];
+  if (req.kind === "serving") {
+    const sans = splitSans(req.sans ?? []);
+    extensions.push(
+      new x509.SubjectAlternativeNameExtension([
+        ...sans.dns.map((value) => ({ type: "dns" as const, value })),
+        ...sans.ip.map((value) => ({ type: "ip" as const, value })),
+      ]),
+    );
+  }
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: nodeSubject(req.nodeName),
+    keys: { privateKey: req.keys.privateKey, publicKey: req.keys.publicKey },
+    signingAlgorithm: signingParams(req.keys.algorithm),
+    extensions,
+  });
+  return csr.toString("pem");
+}
+
+/** digitalSignature always; keyEncipherment only for RSA (RSA key transport). */
+export function keyUsageFor(alg: KeyAlgorithm | undefined): x509.KeyUsageFlags {
+  let flags = x509.KeyUsageFlags.digitalSignature;
+  if (alg?.startsWith("RSA")) flags |= x509.KeyUsageFlags.keyEncipherment;
+  return flags;
+}
+
+export interface ParsedCsr {
+  subjectCN: string[];
+  subjectO: string[];
+  /** Every attribute type in the subject, e.g. ["O","CN"], to catch extra fields. */
+  subjectFields: string[];
+  sans: SanSet;
+  /** SAN types other than DNS and IP (URIs, e-mail), which nodecert never signs. */
+  otherSanTypes: string[];
+  extendedKeyUsages: string[];
+  keyAlgorithm: KeyAlgorithm | undefined;
+  keyDescription: string;
+  keyBits: number | undefined;
+  spki: ArrayBuffer;
+  signatureValid: boolean;
+  pem: string;
+}
+
+export async function parseCsr(pem: string): Promise<ParsedCsr> {
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(pem);
+  } catch (e) {
+    throw new Error(`CSR is not a valid PKCS#10 request: ${(e as Error).message}`);
+  }
+  let signatureValid = false;
+  try {
+    signatureValid = await csr.verify();
+  } catch {
+    signatureValid = false;
+  }
+  const spki = csr.publicKey.rawData;
+  const key = describeKeyObject(keyObjectFromSpki(spki));
+  const sanExt = extensionOf(csr.extensions, x509.SubjectAlternativeNameExtension);
+  const otherSanTypes = (sanExt?.names.items ?? []).map((n) => n.type).filter((t) => t !== "dns" && t !== "ip");
+  const eku = extensionOf(csr.extensions, x509.ExtendedKeyUsageExtension);
+  const fields: string[] = [];
+  for (const rdn of csr.subjectName.toJSON()) fields.push(...Object.keys(rdn));
+  return {
+    subjectCN: csr.subjectName.getField("CN"),
+    subjectO: csr.subjectName.getField("O"),
+    subjectFields: fields,
+    sans: sansOf(sanExt),
+    otherSanTypes,
+    extendedKeyUsages: Array.from(eku?.usages ?? [], (u) => String(u)),
+    keyAlgorithm: key.algorithm,
+    keyDescription: key.description,
+    keyBits: key.bits,
+    spki,
+    signatureValid,
+    pem,
+  };
+}

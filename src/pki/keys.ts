@@ -1,0 +1,99 @@
+// Key generation and import for the algorithms nodecert supports. Pure: WebCrypto only.
+import { createPrivateKey, createPublicKey, KeyObject } from "node:crypto";
+import { subtle } from "../crypto/provider.js";
+import { encodePem, decodePem } from "./pem.js";
+
+export const KEY_ALGORITHMS = ["ECDSA-P256", "ECDSA-P384", "RSA-2048", "RSA-3072", "RSA-4096", "Ed25519"] as const;
+export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
+export const DEFAULT_KEY_ALGORITHM: KeyAlgorithm = "ECDSA-P256";
+
+export interface KeyPair {
+  algorithm: KeyAlgorithm;
+  privateKey: CryptoKey;
+  publicKey: CryptoKey;
+}
+
+/** WebCrypto parameters for generating/importing a key of the given algorithm. */
+export function keyParams(alg: KeyAlgorithm): RsaHashedKeyGenParams | EcKeyGenParams | Algorithm {
+  switch (alg) {
+    case "ECDSA-P256":
+      return { name: "ECDSA", namedCurve: "P-256" };
+    case "ECDSA-P384":
+      return { name: "ECDSA", namedCurve: "P-384" };
+    case "RSA-2048":
+    case "RSA-3072":
+    case "RSA-4096":
+      return {
+        name: "RSASSA-PKCS1-v1_5",
+        modulusLength: Number(alg.slice(4)),
+        publicExponent: new Uint8Array([1, 0, 1]),
+        hash: "SHA-256",
+      } as RsaHashedKeyGenParams;
+    case "Ed25519":
+      return { name: "Ed25519" };
+  }
+}
+
+/** Signing algorithm used with a key: SHA-384 for P-384, SHA-256 otherwise. */
+export function signingParams(alg: KeyAlgorithm): Algorithm | EcdsaParams {
+  if (alg === "ECDSA-P256") return { name: "ECDSA", hash: "SHA-256" } as EcdsaParams;
+  if (alg === "ECDSA-P384") return { name: "ECDSA", hash: "SHA-384" } as EcdsaParams;
+  if (alg === "Ed25519") return { name: "Ed25519" };
+  return { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as RsaHashedImportParams;
+}
+
+export function parseKeyAlgorithm(s: string): KeyAlgorithm {
+  const norm = s.trim().toUpperCase().replace(/_/g, "-");
+  const found = KEY_ALGORITHMS.find((a) => a.toUpperCase() === norm);
+  if (!found) throw new Error(`unknown key algorithm "${s}": use one of ${KEY_ALGORITHMS.join(", ")}`);
+  return found;
+}
+
+export async function generateKeyPair(alg: KeyAlgorithm): Promise<KeyPair> {
+  const pair = (await subtle.generateKey(keyParams(alg) as EcKeyGenParams, true, ["sign", "verify"])) as CryptoKeyPair;
+  return { algorithm: alg, privateKey: pair.privateKey, publicKey: pair.publicKey };
+}
+
+export async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
+  return encodePem("PRIVATE KEY", await subtle.exportKey("pkcs8", key));
+}
+
+/** Describes a Node KeyObject (public or private) as one of our algorithm names, or a plain description. */
+export function describeKeyObject(key: KeyObject): { algorithm: KeyAlgorithm | undefined; description: string; bits?: number } {
+  const type = key.asymmetricKeyType;
+  const d = key.asymmetricKeyDetails ?? {};
+  if (type === "ec") {
+    const curve = d.namedCurve;
+    if (curve === "prime256v1") return { algorithm: "ECDSA-P256", description: "ECDSA P-256", bits: 256 };
+    if (curve === "secp384r1") return { algorithm: "ECDSA-P384", description: "ECDSA P-384", bits: 384 };
+    return { algorithm: undefined, description: `ECDSA ${curve ?? "unknown curve"}` };
+  }
+  if (type === "rsa") {
+    const bits = d.modulusLength ?? 0;
+    const alg = (["RSA-2048", "RSA-3072", "RSA-4096"] as const).find((a) => a === `RSA-${bits}`);
+    return { algorithm: alg, description: `RSA ${bits}`, bits };
+  }
+  if (type === "ed25519") return { algorithm: "Ed25519", description: "Ed25519", bits: 256 };
+  return { algorithm: undefined, description: type ?? "unknown" };
+}
+
+export function keyObjectFromSpki(spkiDer: ArrayBuffer | Uint8Array): KeyObject {
+  return createPublicKey({ key: Buffer.from(spkiDer as ArrayBuffer), format: "der", type: "spki" });
+}
+
+/** Imports a PEM private key (PKCS#8, SEC1 or PKCS#1) as a WebCrypto signing key. */
+export async function importPrivateKeyPem(pem: string): Promise<KeyPair> {
+  const keyObject = createPrivateKey(pem);
+  const { algorithm } = describeKeyObject(keyObject);
+  if (!algorithm) throw new Error(`unsupported private key type ${describeKeyObject(keyObject).description}`);
+  const pkcs8 = keyObject.export({ format: "der", type: "pkcs8" });
+  const params = keyParams(algorithm);
+  const privateKey = await subtle.importKey("pkcs8", pkcs8, params, true, ["sign"]);
+  const spki = createPublicKey(keyObject).export({ format: "der", type: "spki" });
+  const publicKey = await subtle.importKey("spki", spki, params, true, ["verify"]);
+  return { algorithm, privateKey, publicKey };
+}
+
+export function hasPrivateKey(text: string): boolean {
+  return decodePem(text).some((b) => /PRIVATE KEY$/.test(b.label));
+}

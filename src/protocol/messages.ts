@@ -1,0 +1,80 @@
+// Wire messages between agent and server, validated by schema on both sides. No I/O.
+import { z } from "zod";
+
+export const PROTOCOL_VERSION = 1;
+export const MAX_BODY_BYTES = 64 * 1024;
+
+const pem = (label: string) =>
+  z
+    .string()
+    .max(32 * 1024)
+    .refine((s) => s.includes(`-----BEGIN ${label}-----`), { message: `must be a PEM ${label}` });
+
+export const NodeFacts = z
+  .object({
+    hostname: z.string().min(1).max(253),
+    fqdn: z.string().max(253).optional(),
+    machineId: z.string().max(128).optional(),
+    /** DNS names the node answers to, for its serving certificate. */
+    names: z.array(z.string().max(253)).max(32).optional(),
+    addresses: z.array(z.string().max(64)).max(128),
+    os: z
+      .object({ platform: z.string().max(64), distro: z.string().max(128).optional(), release: z.string().max(128).optional(), kernel: z.string().max(128).optional(), arch: z.string().max(32).optional() })
+      .optional(),
+    agentVersion: z.string().max(64),
+  })
+  .strict();
+export type NodeFacts = z.infer<typeof NodeFacts>;
+
+export const JoinRequest = z
+  .object({
+    v: z.literal(PROTOCOL_VERSION),
+    nodeName: z.string().min(1).max(253),
+    facts: NodeFacts,
+    csrs: z.object({ client: pem("CERTIFICATE REQUEST"), serving: pem("CERTIFICATE REQUEST") }).strict(),
+  })
+  .strict();
+export type JoinRequest = z.infer<typeof JoinRequest>;
+
+export const IssuedCertificates = z
+  .object({
+    /** Leaf first, then intermediates. */
+    client: pem("CERTIFICATE"),
+    serving: pem("CERTIFICATE"),
+  })
+  .strict();
+
+export const JoinResponse = z
+  .object({
+    v: z.literal(PROTOCOL_VERSION),
+    nodeName: z.string(),
+    certificates: IssuedCertificates,
+    caBundle: pem("CERTIFICATE"),
+    apiServer: z.string().url(),
+  })
+  .strict();
+export type JoinResponse = z.infer<typeof JoinResponse>;
+
+export const CaBundleResponse = z.object({ v: z.literal(PROTOCOL_VERSION), caBundle: pem("CERTIFICATE") }).strict();
+export type CaBundleResponse = z.infer<typeof CaBundleResponse>;
+
+export const TokenCreateRequest = z
+  .object({
+    ttlSeconds: z.number().int().positive().max(365 * 86400),
+    node: z.string().min(1).max(253).optional(),
+    uses: z.number().int().positive().max(10_000).default(1),
+    description: z.string().max(256).optional(),
+  })
+  .strict();
+export type TokenCreateRequest = z.infer<typeof TokenCreateRequest>;
+
+export const TokenCreateResponse = z.object({ token: z.string(), id: z.string(), expiresAt: z.string() }).strict();
+
+/** Every non-2xx answer: a machine-readable code, the policy rule when one denied, and a reason for humans. */
+export const ErrorBody = z.object({ error: z.string(), reason: z.string(), rule: z.string().optional() });
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+/** Joins a zod error into one line a human can act on. */
+export function describeZodError(e: z.ZodError): string {
+  return e.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ");
+}

@@ -1,0 +1,82 @@
+// `nodecert server init`: CA, server TLS certificate, admin client certificate, config. Idempotent.
+import { existsSync, promises as fs } from "node:fs";
+import YAML from "yaml";
+import { exportPrivateKeyPem, generateKeyPair } from "../pki/keys.js";
+import { ADMIN_CN, ADMIN_ORG } from "../pki/names.js";
+import type { RandomBytes } from "../pki/certificate.js";
+import { ensureCa, ensureKek, loadCa } from "./ca.js";
+import { serverPaths, type ServerPaths } from "./paths.js";
+import { sign } from "./signer.js";
+import { SqliteStore } from "./store/sqlite.js";
+import { ensureDir, writeFileAtomic } from "../util/files.js";
+import { loadYamlConfig } from "../config/load.js";
+import { ServerConfig, parseListen } from "../config/server.js";
+
+export interface InitOptions {
+  dir: string;
+  caCertPem?: string;
+  caKeyPem?: string;
+  /** Written into a new server.yaml; ignored if one exists. */
+  listen?: string;
+  sans?: string[];
+  apiServerUrl?: string;
+  now: Date;
+  random: RandomBytes;
+}
+
+export interface InitResult {
+  paths: ServerPaths;
+  pin: string;
+  createdCa: boolean;
+  serverUrl: string;
+}
+
+const SERVICE_LIFETIME_MS = 365 * 86_400_000;
+
+export async function initServer(o: InitOptions): Promise<InitResult> {
+  const paths = serverPaths(o.dir);
+  await ensureDir(paths.dir, 0o700);
+  if (!existsSync(paths.config)) {
+    const cfg: Record<string, unknown> = {};
+    if (o.listen) cfg.listen = o.listen;
+    if (o.sans) cfg.sans = o.sans;
+    if (o.apiServerUrl) cfg.apiServerUrl = o.apiServerUrl;
+    await writeFileAtomic(paths.config, YAML.stringify(cfg), 0o600);
+  }
+  const config = loadYamlConfig(ServerConfig, paths.config);
+  const kek = await ensureKek(paths, o.random);
+  const createdCa = await ensureCa(paths, kek, { providedCertPem: o.caCertPem, providedKeyPem: o.caKeyPem, now: o.now, random: o.random });
+  if (!createdCa && (o.caCertPem || o.caKeyPem)) {
+    throw new Error(`${paths.dir} already holds a CA; refusing to replace it (CA rotation is 'nodecert ca rotate')`);
+  }
+  const ca = await loadCa(paths, kek);
+  const store = new SqliteStore(paths.db);
+  try {
+    if (!existsSync(paths.tlsCert) || !existsSync(paths.tlsKey)) {
+      await ensureDir(paths.tlsDir, 0o700);
+      const keys = await generateKeyPair("ECDSA-P256");
+      const spki = await crypto.subtle.exportKey("spki", keys.publicKey);
+      const s = await sign(ca, { owner: "nodecert:server", subject: [{ CN: ["nodecert-server"] }], spki, kind: "server", sans: config.sans, lifetimeMs: SERVICE_LIFETIME_MS }, o.now, o.random);
+      await writeFileAtomic(paths.tlsKey, await exportPrivateKeyPem(keys.privateKey), 0o600);
+      await writeFileAtomic(paths.tlsCert, s.chainPem, 0o644);
+      await store.recordCertificate(s.record);
+    }
+    const { host, port } = parseListen(config.listen);
+    const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+    const serverUrl = `https://${urlHost}:${port}`;
+    if (!existsSync(paths.adminCert) || !existsSync(paths.adminKey)) {
+      await ensureDir(paths.adminDir, 0o700);
+      const keys = await generateKeyPair("ECDSA-P256");
+      const spki = await crypto.subtle.exportKey("spki", keys.publicKey);
+      const s = await sign(ca, { owner: ADMIN_CN, subject: [{ O: [ADMIN_ORG] }, { CN: [ADMIN_CN] }], spki, kind: "admin", lifetimeMs: SERVICE_LIFETIME_MS }, o.now, o.random);
+      await writeFileAtomic(paths.adminKey, await exportPrivateKeyPem(keys.privateKey), 0o600);
+      await writeFileAtomic(paths.adminCert, s.chainPem, 0o600);
+      await store.recordCertificate(s.record);
+    }
+    await writeFileAtomic(paths.adminCa, ca.bundlePem, 0o600);
+    if (!existsSync(paths.adminServerUrl)) await writeFileAtomic(paths.adminServerUrl, serverUrl + "\n", 0o600);
+    return { paths, pin: ca.pin, createdCa, serverUrl: (await fs.readFile(paths.adminServerUrl, "utf8")).trim() };
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,181 @@
+// CSR approval policy as named rules. Pure: every denial names its rule and says why.
+import { BlockList, isIP } from "node:net";
+import type { ParsedCsr } from "../pki/csr.js";
+import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from "../pki/certificate-info.js";
+import { dns1123SubdomainProblem, NODE_ORG, nodeCommonName, normalizeIp } from "../pki/names.js";
+import type { KeyAlgorithm } from "../pki/keys.js";
+import type { NodeFacts } from "../protocol/messages.js";
+
+export interface PolicyConfig {
+  /** IP SANs must fall inside one of these (like kubelet-csr-approver's provider-ip-prefixes). */
+  allowedCidrs: string[];
+  /** DNS SANs must match one of these regular expressions (like provider-regex). */
+  allowedDnsPatterns: string[];
+  minRsaBits: number;
+  allowedKeyAlgorithms: KeyAlgorithm[];
+}
+
+export const DEFAULT_POLICY: PolicyConfig = {
+  allowedCidrs: ["0.0.0.0/0", "::/0"],
+  allowedDnsPatterns: ["^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"],
+  minRsaBits: 2048,
+  allowedKeyAlgorithms: ["ECDSA-P256", "ECDSA-P384", "RSA-2048", "RSA-3072", "RSA-4096", "Ed25519"],
+};
+
+export interface RequestContext {
+  nodeName: string;
+  /** The node a bootstrap token was bound to, if any. */
+  boundNode?: string;
+  facts: NodeFacts;
+  client: ParsedCsr;
+  serving: ParsedCsr;
+}
+
+export type Decision = { allowed: true } | { allowed: false; rule: string; reason: string };
+
+interface Rule {
+  name: string;
+  check(ctx: RequestContext, cfg: PolicyConfig): string | undefined;
+}
+
+const bothCsrs = (ctx: RequestContext) =>
+  [
+    ["client", ctx.client],
+    ["serving", ctx.serving],
+  ] as const;
+
+export const RULES: Rule[] = [
+  {
+    name: "node-name",
+    check: (ctx) => dns1123SubdomainProblem(ctx.nodeName),
+  },
+  {
+    name: "token-binding",
+    check: (ctx) =>
+      ctx.boundNode !== undefined && ctx.boundNode !== ctx.nodeName
+        ? `the bootstrap token is bound to node "${ctx.boundNode}", not "${ctx.nodeName}"`
+        : undefined,
+  },
+  {
+    name: "csr-signature",
+    check: (ctx) => {
+      for (const [kind, csr] of bothCsrs(ctx)) if (!csr.signatureValid) return `the ${kind} CSR's self-signature does not verify`;
+      return undefined;
+    },
+  },
+  {
+    name: "subject",
+    check: (ctx) => {
+      const cn = nodeCommonName(ctx.nodeName);
+      for (const [kind, csr] of bothCsrs(ctx)) {
+        if (csr.subjectCN.length !== 1 || csr.subjectCN[0] !== cn) {
+          return `the ${kind} CSR's CN is [${csr.subjectCN.join(", ")}], it must be "${cn}"`;
+        }
+        if (csr.subjectO.length !== 1 || csr.subjectO[0] !== NODE_ORG) {
+          return `the ${kind} CSR's O is [${csr.subjectO.join(", ")}], it must be exactly "${NODE_ORG}"`;
+        }
+        const extra = csr.subjectFields.filter((f) => f !== "CN" && f !== "O");
+        if (extra.length) return `the ${kind} CSR's subject has fields [${extra.join(", ")}] beyond CN and O`;
+      }
+      return undefined;
+    },
+  },
+  {
+    name: "client-no-sans",
+    check: (ctx) => {
+      const s = ctx.client.sans;
+      if (s.dns.length || s.ip.length || ctx.client.otherSanTypes.length) {
+        return `the client CSR carries SANs (DNS[${s.dns.join(",")}] IP[${s.ip.join(",")}]); a kubelet client certificate has none`;
+      }
+      return undefined;
+    },
+  },
+  {
+    name: "usage",
+    check: (ctx) => {
+      const c = ctx.client.extendedKeyUsages;
+      if (c.some((u) => u !== EKU_CLIENT_AUTH)) return `the client CSR asks for extended key usages [${c.join(", ")}]; only clientAuth is allowed`;
+      const s = ctx.serving.extendedKeyUsages;
+      if (s.some((u) => u !== EKU_SERVER_AUTH)) return `the serving CSR asks for extended key usages [${s.join(", ")}]; only serverAuth is allowed`;
+      return undefined;
+    },
+  },
+  {
+    name: "serving-sans-present",
+    check: (ctx) => {
+      if (ctx.serving.otherSanTypes.length) return `the serving CSR has SAN types [${ctx.serving.otherSanTypes.join(", ")}]; only DNS and IP are signed`;
+      if (!ctx.serving.sans.dns.length && !ctx.serving.sans.ip.length) return "the serving CSR has no SANs; it needs the node's addresses and names";
+      return undefined;
+    },
+  },
+  {
+    name: "serving-sans-owned",
+    check: (ctx) => {
+      const names = new Set([ctx.nodeName, ctx.facts.hostname, ctx.facts.fqdn, ...(ctx.facts.names ?? [])].filter(Boolean).map((n) => n!.toLowerCase()));
+      const addrs = new Set(ctx.facts.addresses.filter((a) => isIP(a)).map(normalizeIp));
+      for (const d of ctx.serving.sans.dns) {
+        if (!names.has(d)) return `DNS SAN "${d}" is not one of the node's names (${[...names].join(", ")})`;
+      }
+      for (const ip of ctx.serving.sans.ip) {
+        if (!addrs.has(ip)) return `IP SAN ${ip} is not one of the node's reported addresses (${[...addrs].join(", ") || "none"})`;
+      }
+      return undefined;
+    },
+  },
+  {
+    name: "serving-sans-allowed",
+    check: (ctx, cfg) => {
+      const blocks = cidrList(cfg.allowedCidrs);
+      for (const ip of ctx.serving.sans.ip) {
+        const family = isIP(ip) === 6 ? "ipv6" : "ipv4";
+        if (!blocks.check(ip, family)) return `IP SAN ${ip} is outside the allowed CIDRs (${cfg.allowedCidrs.join(", ")})`;
+      }
+      const patterns = cfg.allowedDnsPatterns.map((p) => new RegExp(p));
+      for (const d of ctx.serving.sans.dns) {
+        if (!patterns.some((re) => re.test(d))) return `DNS SAN "${d}" matches none of the allowed patterns (${cfg.allowedDnsPatterns.join(", ")})`;
+      }
+      return undefined;
+    },
+  },
+  {
+    name: "key-strength",
+    check: (ctx, cfg) => {
+      for (const [kind, csr] of bothCsrs(ctx)) {
+        const alg = csr.keyAlgorithm;
+        if (csr.keyDescription.startsWith("RSA") && (csr.keyBits ?? 0) < cfg.minRsaBits) {
+          return `the ${kind} CSR's key is ${csr.keyDescription}; RSA keys need at least ${cfg.minRsaBits} bits`;
+        }
+        if (!alg) return `the ${kind} CSR's key is ${csr.keyDescription}, which is not supported (use ECDSA P-256/P-384, RSA ≥ ${cfg.minRsaBits} or Ed25519)`;
+        if (!cfg.allowedKeyAlgorithms.includes(alg)) {
+          return `the ${kind} CSR's key is ${csr.keyDescription}; this server allows ${cfg.allowedKeyAlgorithms.join(", ")}`;
+        }
+      }
+      return undefined;
+    },
+  },
+];
+
+export function cidrList(cidrs: string[]): BlockList {
+  const bl = new BlockList();
+  for (const c of cidrs) {
+    const [net, bits] = c.split("/");
+    const family = isIP(net) === 6 ? "ipv6" : isIP(net) === 4 ? "ipv4" : undefined;
+    const prefix = Number(bits);
+    if (!family || !Number.isInteger(prefix)) throw new Error(`invalid CIDR "${c}" in policy.allowedCidrs`);
+    bl.addSubnet(net, prefix, family);
+  }
+  return bl;
+}
+
+/** Runs every rule in order; the first that objects denies the request. */
+export function evaluate(ctx: RequestContext, cfg: PolicyConfig): Decision {
+  for (const rule of RULES) {
+    const reason = rule.check(ctx, cfg);
+    if (reason) return { allowed: false, rule: rule.name, reason };
+  }
+  return { allowed: true };
+}
+
+export function cappedLifetime(requestedMs: number | undefined, maxMs: number): number {
+  return requestedMs === undefined ? maxMs : Math.min(requestedMs, maxMs);
+}

@@ -1,0 +1,112 @@
+// Shared test helpers: temp roots, a fake clock, real processes, a real server on loopback.
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { execFile, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import winston from "winston";
+import type { Context } from "mocha";
+import { initServer } from "../../src/server/init.js";
+import { runServer, type RunningServer } from "../../src/server/run.js";
+import { generateToken, hashSecret, parseToken } from "../../src/server/tokens.js";
+import { createLogger, type Logger } from "../../src/log.js";
+
+export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+export const BIN = path.join(ROOT, "bin/nodecert");
+
+const temps: string[] = [];
+export function tempDir(prefix = "nodecert-test-"): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), prefix));
+  temps.push(d);
+  return d;
+}
+export function cleanupTemps(): void {
+  for (const d of temps.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+export class FakeClock {
+  constructor(public t: number = Date.parse("2026-06-01T00:00:00Z")) {}
+  now = (): Date => new Date(this.t);
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}
+
+export const random = (n: number): Uint8Array => randomBytes(n);
+
+/** A logger whose lines are kept in memory, to assert on content and redaction. */
+export function captureLogger(component = "test"): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(...chunk.toString().split("\n").filter(Boolean));
+      cb();
+    },
+  });
+  return { logger: createLogger({ stream, component, level: "debug" }), lines };
+}
+
+export function quietLogger(): Logger {
+  return winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { env: { ...process.env, ...(opts.env ?? {}) }, cwd: opts.cwd, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as NodeJS.ErrnoException).code === "number" ? ((err as unknown as { code: number }).code) : 1) : 0;
+      resolve({ code, stdout: stdout.toString(), stderr: stderr.toString() });
+    });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+export function nodecert(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return run(BIN, args, opts);
+}
+
+export function hasTool(name: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${name}`]).status === 0;
+}
+
+/** In CI a missing peer is a failure; on a laptop the test skips and says why. */
+export function requireTool(ctx: Context, name: string): void {
+  if (hasTool(name)) return;
+  if (process.env.CI === "true") throw new Error(`${name} is required in CI (scripts/test-deps.sh installs it)`);
+  console.log(`      skipped: ${name} is not installed`);
+  ctx.skip();
+}
+
+export interface TestServer extends RunningServer {
+  dir: string;
+  pin: string;
+  logLines: string[];
+  createToken(o?: { node?: string; uses?: number; ttlMs?: number }): Promise<string>;
+}
+
+/** init + run a real server on a free loopback port. */
+export async function startServer(o: { dir?: string; clock?: FakeClock; overrides?: Record<string, unknown>; caCertPem?: string; caKeyPem?: string } = {}): Promise<TestServer> {
+  const dir = o.dir ?? path.join(tempDir(), "server");
+  const clock = o.clock;
+  const init = await initServer({ dir, listen: "127.0.0.1:0", sans: ["localhost", "127.0.0.1"], caCertPem: o.caCertPem, caKeyPem: o.caKeyPem, now: clock ? clock.now() : new Date(), random });
+  const { logger, lines } = captureLogger("server");
+  const s = await runServer({ dir, logger, clock: clock?.now, configOverrides: o.overrides });
+  return Object.assign(s, {
+    dir,
+    pin: init.pin,
+    logLines: lines,
+    async createToken(t: { node?: string; uses?: number; ttlMs?: number } = {}) {
+      const token = generateToken(random);
+      const { id, secret } = parseToken(token)!;
+      const now = clock ? clock.now() : new Date();
+      await s.store.insertToken({ id, secretHash: hashSecret(secret), node: t.node, usesLeft: t.uses ?? 1, expiresAt: new Date(now.getTime() + (t.ttlMs ?? 3_600_000)), createdAt: now });
+      return token;
+    },
+  });
+}

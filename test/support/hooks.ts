@@ -1,0 +1,8 @@
+// Root hooks: temp directories are removed after the run.
+import { cleanupTemps } from "./helpers.js";
+
+export const mochaHooks = {
+  afterAll(): void {
+    cleanupTemps();
+  },
+};
