@@ -110,3 +110,37 @@ export async function startServer(o: { dir?: string; clock?: FakeClock; override
     },
   });
 }
+
+export async function freePort(): Promise<number> {
+  const net = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+/** Runs `openssl s_server` on a loopback port until stop() is called. */
+export async function opensslServer(args: string[]): Promise<{ port: number; stop(): void; output(): string }> {
+  const { spawn } = await import("node:child_process");
+  const port = await freePort();
+  const child = spawn("openssl", ["s_server", "-accept", `127.0.0.1:${port}`, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`s_server did not start: ${out}`)), 10_000);
+    const check = () => {
+      if (out.includes("ACCEPT")) {
+        clearTimeout(t);
+        resolve();
+      }
+    };
+    child.stdout.on("data", check);
+    child.on("exit", (c) => reject(new Error(`s_server exited ${c}: ${out}`)));
+  });
+  return { port, stop: () => child.kill("SIGKILL"), output: () => out };
+}

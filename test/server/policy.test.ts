@@ -1,0 +1,110 @@
+import { strict as assert } from "node:assert";
+import { createNodeCsr, parseCsr, type ParsedCsr } from "../../src/pki/csr.js";
+import { generateKeyPair, type KeyAlgorithm } from "../../src/pki/keys.js";
+import { DEFAULT_POLICY, evaluate, RULES, type PolicyConfig, type RequestContext } from "../../src/server/policy.js";
+import { subtle, x509 } from "../../src/crypto/provider.js";
+
+const facts = { hostname: "worker-1", fqdn: "worker-1.example.internal", addresses: ["10.0.0.7", "fd00::7"], agentVersion: "test" };
+
+async function csrs(o: { node?: string; alg?: KeyAlgorithm; sans?: string[] } = {}): Promise<{ client: ParsedCsr; serving: ParsedCsr }> {
+  const keys = await generateKeyPair(o.alg ?? "ECDSA-P256");
+  const node = o.node ?? "worker-1";
+  return {
+    client: await parseCsr(await createNodeCsr({ kind: "client", nodeName: node, keys })),
+    serving: await parseCsr(await createNodeCsr({ kind: "serving", nodeName: node, keys, sans: o.sans ?? ["worker-1", "worker-1.example.internal", "10.0.0.7", "fd00::7"] })),
+  };
+}
+
+/** A CSR with an arbitrary subject/extensions, for shapes the agent never builds. */
+async function rawCsr(name: x509.JsonName, extensions: x509.Extension[] = [], alg: "ECDSA" | "RSA-1024" = "ECDSA"): Promise<ParsedCsr> {
+  const params = alg === "ECDSA" ? { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } : { name: "RSASSA-PKCS1-v1_5", modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" };
+  const keys = (await subtle.generateKey(params as EcKeyGenParams, true, ["sign", "verify"])) as CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name, keys, signingAlgorithm: params, extensions });
+  return parseCsr(csr.toString("pem"));
+}
+
+const nodeName = [{ O: ["system:nodes"] }, { CN: ["system:node:worker-1"] }];
+
+async function ctx(over: Partial<RequestContext> = {}): Promise<RequestContext> {
+  return { nodeName: "worker-1", facts, ...(await csrs()), ...over };
+}
+
+function denied(d: ReturnType<typeof evaluate>, rule: string, reason: RegExp): void {
+  assert.equal(d.allowed, false, "expected a denial");
+  if (d.allowed) return;
+  assert.equal(d.rule, rule, `denied by ${d.rule}: ${d.reason}`);
+  assert.match(d.reason, reason);
+}
+
+describe("server/policy: named approval rules", () => {
+  it("allows a well-formed join and names every rule it ran", async () => {
+    assert.deepEqual(evaluate(await ctx(), DEFAULT_POLICY), { allowed: true });
+    assert.deepEqual(
+      RULES.map((r) => r.name),
+      ["node-name", "token-binding", "csr-signature", "subject", "client-no-sans", "usage", "serving-sans-present", "serving-sans-owned", "serving-sans-allowed", "key-strength"],
+    );
+  });
+
+  it("node-name: denies a name that is not a DNS-1123 subdomain", async () => {
+    const c = await ctx({ nodeName: "Worker_1" });
+    denied(evaluate(c, DEFAULT_POLICY), "node-name", /not a DNS-1123 subdomain/);
+  });
+
+  it("token-binding: allows the bound node, denies another", async () => {
+    assert.equal(evaluate(await ctx({ boundNode: "worker-1" }), DEFAULT_POLICY).allowed, true);
+    denied(evaluate(await ctx({ boundNode: "worker-2" }), DEFAULT_POLICY), "token-binding", /bound to node "worker-2"/);
+  });
+
+  it("csr-signature: denies a CSR whose signature does not verify", async () => {
+    const c = await ctx();
+    denied(evaluate({ ...c, serving: { ...c.serving, signatureValid: false } }, DEFAULT_POLICY), "csr-signature", /serving CSR's self-signature/);
+  });
+
+  it("subject: denies a CSR for another node, a wrong O, or extra subject fields", async () => {
+    denied(evaluate(await ctx({ ...(await csrs({ node: "worker-2" })) }), DEFAULT_POLICY), "subject", /CN is \[system:node:worker-2\]/);
+    const c = await ctx();
+    denied(evaluate({ ...c, client: await rawCsr([{ O: ["system:masters"] }, { CN: ["system:node:worker-1"] }]) }, DEFAULT_POLICY), "subject", /O is \[system:masters\]/);
+    denied(evaluate({ ...c, client: await rawCsr([...nodeName, { OU: ["x"] }]) }, DEFAULT_POLICY), "subject", /fields \[OU\]/);
+  });
+
+  it("client-no-sans: denies a client CSR carrying SANs", async () => {
+    const c = await ctx();
+    const client = await rawCsr(nodeName, [new x509.SubjectAlternativeNameExtension([{ type: "dns", value: "worker-1" }])]);
+    denied(evaluate({ ...c, client }, DEFAULT_POLICY), "client-no-sans", /carries SANs/);
+  });
+
+  it("usage: denies a client CSR asking for serverAuth", async () => {
+    const c = await ctx();
+    const client = await rawCsr(nodeName, [new x509.ExtendedKeyUsageExtension(["1.3.6.1.5.5.7.3.1"])]);
+    denied(evaluate({ ...c, client }, DEFAULT_POLICY), "usage", /only clientAuth/);
+  });
+
+  it("serving-sans-present: denies a serving CSR without SANs or with URI SANs", async () => {
+    const c = await ctx();
+    denied(evaluate({ ...c, serving: await rawCsr(nodeName) }, DEFAULT_POLICY), "serving-sans-present", /no SANs/);
+    const uri = await rawCsr(nodeName, [new x509.SubjectAlternativeNameExtension([{ type: "url", value: "spiffe://x/y" }])]);
+    denied(evaluate({ ...c, serving: uri }, DEFAULT_POLICY), "serving-sans-present", /only DNS and IP/);
+  });
+
+  it("serving-sans-owned: denies an IP or name the node did not report", async () => {
+    denied(evaluate(await ctx({ ...(await csrs({ sans: ["worker-1", "10.0.0.99"] })) }), DEFAULT_POLICY), "serving-sans-owned", /IP SAN 10.0.0.99 is not one of the node's reported addresses/);
+    denied(evaluate(await ctx({ ...(await csrs({ sans: ["kubernetes.default"] })) }), DEFAULT_POLICY), "serving-sans-owned", /DNS SAN "kubernetes.default"/);
+  });
+
+  it("serving-sans-allowed: denies addresses outside allowed CIDRs and names outside the patterns", async () => {
+    const cfg: PolicyConfig = { ...DEFAULT_POLICY, allowedCidrs: ["192.168.0.0/16"], allowedDnsPatterns: ["^worker-\\d+$"] };
+    const c = await ctx({ ...(await csrs({ sans: ["worker-1", "10.0.0.7"] })) });
+    denied(evaluate(c, cfg), "serving-sans-allowed", /10.0.0.7 is outside the allowed CIDRs \(192.168.0.0\/16\)/);
+    const c2 = await ctx({ ...(await csrs({ sans: ["worker-1.example.internal"] })) });
+    denied(evaluate(c2, { ...cfg, allowedCidrs: ["0.0.0.0/0"] }), "serving-sans-allowed", /matches none of the allowed patterns/);
+    assert.equal(evaluate(await ctx({ ...(await csrs({ sans: ["worker-1", "10.0.0.7"] })) }), { ...cfg, allowedCidrs: ["10.0.0.0/24"] }).allowed, true);
+  });
+
+  it("key-strength: denies RSA-1024 and algorithms the server does not allow", async () => {
+    const c = await ctx();
+    denied(evaluate({ ...c, client: await rawCsr(nodeName, [], "RSA-1024") }, DEFAULT_POLICY), "key-strength", /RSA 1024; RSA keys need at least 2048 bits/);
+    const ed = await ctx({ ...(await csrs({ alg: "Ed25519" })) });
+    assert.equal(evaluate(ed, DEFAULT_POLICY).allowed, true);
+    denied(evaluate(ed, { ...DEFAULT_POLICY, allowedKeyAlgorithms: ["ECDSA-P256"] }), "key-strength", /Ed25519; this server allows ECDSA-P256/);
+  });
+});

@@ -1,0 +1,61 @@
+import { strict as assert } from "node:assert";
+import { statSync } from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { migrate, MIGRATIONS, SqliteStore } from "../../src/server/store/sqlite.js";
+import { hashSecret } from "../../src/server/tokens.js";
+import { FakeClock, requireTool, run, tempDir } from "../support/helpers.js";
+
+describe("server/store/sqlite (a real SQLite file)", () => {
+  const clock = new FakeClock();
+  const facts = { hostname: "n1", addresses: ["10.0.0.1"], agentVersion: "t" };
+  const cert = (serial: string) => ({ serial, node: "n1", kind: "client" as const, notBefore: clock.now(), notAfter: new Date(clock.t + 1000), fingerprint256: "ff", issuedAt: clock.now() });
+
+  it("creates the file 0600 with the current schema version, readable by the sqlite3 CLI", async function () {
+    const file = path.join(tempDir(), "s.db");
+    const s = new SqliteStore(file);
+    await s.close();
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    requireTool(this, "sqlite3");
+    const r = await run("sqlite3", [file, "PRAGMA user_version; SELECT name FROM sqlite_master WHERE type='table' ORDER BY name;"]);
+    assert.equal(r.stdout.trim().split("\n").join(","), `${MIGRATIONS.length},audit,certificates,nodes,sqlite_sequence,tokens`);
+  });
+
+  it("spends a single-use token exactly once, atomically with the node's certificates", async () => {
+    const s = new SqliteStore(path.join(tempDir(), "s.db"));
+    await s.insertToken({ id: "abcdef", secretHash: hashSecret("x"), usesLeft: 1, expiresAt: new Date(clock.t + 60_000), createdAt: clock.now() });
+    const commit = (serial: string) => s.commitJoin({ tokenId: "abcdef", now: clock.now(), node: "n1", facts, certificates: [cert(serial)], audit: { time: clock.now(), type: "join.issued", node: "n1" } });
+    assert.equal(await commit("01"), true);
+    assert.equal(await commit("02"), false);
+    assert.deepEqual((await s.listCertificates("n1")).map((c) => c.serial), ["01"], "the refused join recorded nothing");
+    assert.equal((await s.getToken("abcdef"))!.usesLeft, 0);
+    assert.equal((await s.listAudit()).length, 1);
+    await s.close();
+  });
+
+  it("does not spend an expired token", async () => {
+    const s = new SqliteStore(path.join(tempDir(), "s.db"));
+    await s.insertToken({ id: "abcdef", secretHash: hashSecret("x"), usesLeft: 5, expiresAt: clock.now(), createdAt: clock.now() });
+    assert.equal(await s.commitJoin({ tokenId: "abcdef", now: clock.now(), node: "n1", facts, certificates: [cert("03")], audit: { time: clock.now(), type: "join.issued" } }), false);
+    await s.close();
+  });
+
+  it("migrates an older database forward and keeps its rows", async () => {
+    const file = path.join(tempDir(), "s.db");
+    const db = new Database(file);
+    migrate(db, MIGRATIONS.slice(0, 1));
+    db.prepare("INSERT INTO nodes (name, facts, first_seen, last_seen) VALUES ('old', '{}', 1, 1)").run();
+    migrate(db, [...MIGRATIONS, "ALTER TABLE nodes ADD COLUMN note TEXT;"]);
+    assert.equal(db.pragma("user_version", { simple: true }), MIGRATIONS.length + 1);
+    assert.equal((db.prepare("SELECT name FROM nodes").get() as { name: string }).name, "old");
+    db.close();
+  });
+
+  it("refuses a database written by a newer schema instead of touching it", () => {
+    const file = path.join(tempDir(), "s.db");
+    const db = new Database(file);
+    db.pragma(`user_version = ${MIGRATIONS.length + 3}`);
+    db.close();
+    assert.throws(() => new SqliteStore(file), /schema version \d+, newer than this nodecert understands/);
+  });
+});
