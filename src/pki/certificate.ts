@@ -43,7 +43,7 @@ export async function createSelfSignedCa(p: CaParams): Promise<string> {
       await x509.SubjectKeyIdentifierExtension.create(p.keys.publicKey),
     ],
   });
-  return cert.toString("pem");
+  return withNewline(cert.toString("pem"));
 }
 
 export type LeafKind = "client" | "serving" | "server" | "admin";
@@ -109,11 +109,16 @@ export async function issueLeaf(p: LeafParams): Promise<IssuedLeaf> {
     signingKey: p.issuer.privateKey,
     extensions,
   });
-  return { pem: cert.toString("pem"), serial: normalizeSerial(cert.serialNumber), notBefore: cert.notBefore, notAfter: cert.notAfter };
+  return { pem: withNewline(cert.toString("pem")), serial: normalizeSerial(cert.serialNumber), notBefore: cert.notBefore, notAfter: cert.notAfter };
 }
 
 async function authorityKeyId(issuer: x509.X509Certificate): Promise<x509.AuthorityKeyIdentifierExtension> {
   const ski = issuer.getExtension(x509.SubjectKeyIdentifierExtension);
   if (ski) return new x509.AuthorityKeyIdentifierExtension(ski.keyId);
   return x509.AuthorityKeyIdentifierExtension.create(issuer.publicKey);
+}
+
+/** PEM blocks end in a newline so they can be concatenated into chains and bundles. */
+function withNewline(pem: string): string {
+  return pem.endsWith("\n") ? pem : pem + "\n";
 }

@@ -38,7 +38,8 @@ export async function createNodeCsr(req: NodeCsrRequest): Promise<string> {
     signingAlgorithm: signingParams(req.keys.algorithm),
     extensions,
   });
-  return csr.toString("pem");
+  const pem = csr.toString("pem");
+  return pem.endsWith("\n") ? pem : pem + "\n";
 }
 
 /** digitalSignature always; keyEncipherment only for RSA (RSA key transport). */
