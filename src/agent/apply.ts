@@ -32,6 +32,7 @@ export async function applyInstall(layout: NodeLayout, plan: InstallPlan, now: D
 }
 
 async function finishInstall(layout: NodeLayout, plan: InstallPlan, now: Date): Promise<AgentState> {
+  await ensureNodeDirs(layout);
   await installTrustBundle(layout, plan.caBundle);
   const prev = await readState(layout);
   const certificates: AgentState["certificates"] = { ...(prev?.certificates ?? {}) };
