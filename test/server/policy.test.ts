@@ -23,7 +23,7 @@ async function rawCsr(name: x509.JsonName, extensions: x509.Extension[] = [], al
   return parseCsr(csr.toString("pem"));
 }
 
-const nodeName = [{ O: ["system:nodes"] }, { CN: ["system:node:worker-1"] }];
+const nodeName: x509.JsonName = [{ O: ["system:nodes"] }, { CN: ["system:node:worker-1"] }];
 
 async function ctx(over: Partial<RequestContext> = {}): Promise<RequestContext> {
   return { nodeName: "worker-1", facts, ...(await csrs()), ...over };
