@@ -140,3 +140,19 @@ describe("server init: CA creation, provided and intermediate CAs, admin authent
     }
   });
 });
+
+describe("server key-encryption key from systemd credentials", () => {
+  it("reads the KEK from $CREDENTIALS_DIRECTORY/kek and fails clearly without it", async () => {
+    const { serverPaths: sp } = await import("../../src/server/paths.js");
+    const { loadCa } = await import("../../src/server/ca.js");
+    const { renameSync, mkdirSync } = await import("node:fs");
+    const dir = path.join(tempDir(), "srv");
+    await initServer({ dir, now: new Date(), random });
+    const creds = path.join(tempDir(), "creds");
+    mkdirSync(creds);
+    renameSync(sp(dir).kek, path.join(creds, "kek"));
+    const ca = await loadCa(sp(dir, { CREDENTIALS_DIRECTORY: creds }));
+    assert.match(ca.pin, /^sha256:/);
+    await assert.rejects(loadCa(sp(dir, {})), /cannot read the key-encryption key at .*kek \(ENOENT\)/);
+  });
+});
