@@ -34,7 +34,7 @@ describe("logging: JSON lines with secrets redacted", () => {
       const tokenFile = path.join(tempDir(), "token");
       await writeFileAtomic(tokenFile, token + "\n");
       const agentLog = captureLogger("agent");
-      const config = AgentConfig.parse({ root, server: server.url, caCertHash: server.pin, tokenFile, nodeName: "n1", addresses: { only: ["127.0.0.1"] }, healthListen: "127.0.0.1:0" });
+      const config = AgentConfig.parse({ root, server: server.url, caCertHash: server.pin, tokenFile, nodeName: "n1", addresses: { only: ["127.0.0.1"] }, healthListen: "127.0.0.1:0", hooks: [] });
       const agent = await runAgent({ config, logger: agentLog.logger, hostFacts: async () => ({}) });
       await agent.joined;
       await agent.close();

@@ -51,6 +51,7 @@ async function finishInstall(layout: NodeLayout, plan: InstallPlan, now: Date): 
   }
   await installKubeconfig(layout, plan.apiServer);
   const state: AgentState = {
+    ...(prev ?? {}),
     schemaVersion: STATE_SCHEMA_VERSION,
     nodeName: plan.nodeName,
     server: plan.server,

@@ -1,81 +1,153 @@
-// `nodecert agent`: the node daemon. Loads state, joins when it has no certificates and a
-// token is configured, serves /healthz. Renewal and the push channel plug in here later.
-import { promises as fs } from "node:fs";
+// `nodecert agent`: the node daemon. Recovers from any interrupted install, then keeps the
+// certificates valid on a schedule; joins when it has none and a token is configured. Serves
+// /healthz, /readyz and /metrics on localhost and a control socket for `nodecert renew`.
+import path from "node:path";
+import { uniform } from "../util/random.js";
+import type { FastifyInstance } from "fastify";
 import type { AgentConfig } from "../config/agent.js";
 import type { Logger } from "../log.js";
 import { nodeLayout, type NodeLayout } from "./layout.js";
-import { nodeIdentity, type HostFacts } from "./identity.js";
+import { nodeIdentity, type HostFacts, type Identity } from "./identity.js";
 import { readState, type AgentState } from "./state.js";
-import { recoverPendingInstall } from "./apply.js";
-import { join } from "./join.js";
-import { startHealthServer } from "./health.js";
-import { backoffDelay } from "./backoff.js";
+import { recoverOnStartup } from "./recover.js";
+import { startHealthServer, type Readiness } from "./health.js";
+import { AgentMetrics } from "./metrics.js";
+import { Renewer } from "./renewer.js";
+import { cronScheduler, validateSchedule, type ScheduledJob, type Scheduler } from "./scheduler.js";
+import { startControlSocket } from "./control.js";
+import type { Exec } from "./hooks.js";
+import type { CertKind } from "../pki/csr.js";
+import { ensureDir } from "../util/files.js";
 
 export interface AgentDeps {
   config: AgentConfig;
   logger: Logger;
   clock?: () => Date;
+  random?: () => number;
   hostFacts?: () => Promise<HostFacts>;
+  /** Overrides how the node's identity is read (tests change addresses through it). */
+  identity?: () => Promise<Identity>;
   /** Schedules a retry; injected so tests do not wait. */
   setTimer?: (fn: () => void, ms: number) => { cancel(): void };
+  scheduler?: Scheduler;
+  exec?: Exec;
+  onInstalled?: (kinds: CertKind[], state: AgentState) => void;
 }
 
 export interface RunningAgent {
   layout: NodeLayout;
   healthPort: number;
+  renewer: Renewer;
+  metrics: AgentMetrics;
   state(): AgentState | undefined;
   /** Resolves when the node holds certificates (immediately if it already did). */
   joined: Promise<AgentState>;
+  readiness(): Promise<Readiness>;
+  /** Runs the scheduled check now. */
+  tick(): Promise<unknown>;
+  reload(config: AgentConfig): void;
   close(): Promise<void>;
+}
+
+export function controlSocketPath(config: AgentConfig, layout: NodeLayout): string {
+  return config.controlSocket ?? path.join(layout.stateDir, "control.sock");
 }
 
 export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   const clock = d.clock ?? (() => new Date());
+  const random = d.random ?? uniform;
   const setTimer = d.setTimer ?? ((fn, ms) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; });
-  const layout = nodeLayout(d.config.root);
+  let config = d.config;
+  validateSchedule(config.schedule);
+  const layout = nodeLayout(config.root);
   const log = d.logger;
-  if (await recoverPendingInstall(layout, clock())) log.warn("finished an install interrupted by a restart", { root: layout.root });
+  for (const action of await recoverOnStartup(layout, clock())) log.warn("startup recovery", { action });
   let state = await readState(layout);
-  let closed = false;
-  let timer: { cancel(): void } | undefined;
   let resolveJoined!: (s: AgentState) => void;
   const joined = new Promise<AgentState>((r) => (resolveJoined = r));
+  if (state?.certificates.client) resolveJoined(state);
 
-  const health = await startHealthServer(d.config.healthListen, { joined: () => state !== undefined });
+  const metrics = new AgentMetrics(clock);
+  const identity = d.identity ?? (() => nodeIdentity({ nodeName: config.nodeName ?? state?.nodeName, addresses: config.addresses, facts: d.hostFacts }));
+  const renewer = new Renewer({
+    config,
+    layout,
+    logger: log,
+    clock,
+    random,
+    identity,
+    setTimer,
+    metrics,
+    exec: d.exec,
+    onInstalled: (kinds, s) => {
+      state = s;
+      resolveJoined(s);
+      d.onInstalled?.(kinds, s);
+    },
+  });
 
-  const tryJoin = async (attempt: number): Promise<void> => {
-    if (closed) return;
-    const c = d.config;
-    try {
-      const token = (await fs.readFile(c.tokenFile!, "utf8")).trim();
-      const identity = await nodeIdentity({ nodeName: c.nodeName, addresses: c.addresses, facts: d.hostFacts });
-      state = await join({ server: c.server!, token, caCertHash: c.caCertHash!, layout, identity, keyAlgorithm: c.keyAlgorithm, now: clock, logger: log });
-      resolveJoined(state);
-    } catch (e) {
-      const delay = backoffDelay(attempt, { baseMs: 2000, capMs: 300_000 });
-      log.error("join failed; will retry", { error: (e as Error).message, attempt: attempt + 1, retryInMs: delay });
-      timer = setTimer(() => void tryJoin(attempt + 1), delay);
+  const readiness = async (): Promise<Readiness> => {
+    const client = renewer.lastDecisions.find((x) => x.kind === "client");
+    if (!client || !client.notAfter) return { ready: false, reason: client?.reason ?? "not evaluated yet" };
+    if (client.action === "urgent") return { ready: false, reason: `client certificate: ${client.reason}` };
+    const left = client.notAfter.getTime() - clock().getTime();
+    if (renewer.consecutiveFailures > 0 && left < config.dangerWindow) {
+      return { ready: false, reason: `client certificate expires in ${Math.round(left / 1000)}s and renewals are failing: ${renewer.lastError}` };
     }
+    return { ready: true, reason: client.reason };
   };
 
-  if (state) {
-    log.info("agent started", { node: state.nodeName, root: layout.root, clientSerial: state.certificates.client?.serial });
-    resolveJoined(state);
-  } else if (d.config.tokenFile && d.config.server && d.config.caCertHash) {
-    log.info("node has no certificates; joining", { server: d.config.server, root: layout.root });
-    void tryJoin(0);
-  } else {
+  const health = await startHealthServer(config.healthListen, { joined: () => state?.certificates.client !== undefined, readiness, metrics });
+  await ensureDir(layout.stateDir, 0o700);
+  let control: FastifyInstance | undefined;
+  try {
+    control = await startControlSocket(controlSocketPath(config, layout), renewer);
+  } catch (e) {
+    log.warn("control socket unavailable; 'nodecert renew' will run one-shot", { error: (e as Error).message });
+  }
+
+  const runCheck = async () => {
+    try {
+      return await renewer.tick();
+    } catch (e) {
+      log.error("certificate check failed", { error: (e as Error).message });
+      return undefined;
+    }
+  };
+  const scheduler = d.scheduler ?? cronScheduler(log);
+  let job: ScheduledJob = scheduler(config.schedule, runCheck);
+  log.info("agent started", { node: state?.nodeName ?? config.nodeName, root: layout.root, schedule: config.schedule, clientSerial: state?.certificates.client?.serial });
+  if (!state && !(config.tokenFile && config.server && config.caCertHash)) {
     log.warn("node has no certificates and no join configuration: set server, caCertHash and tokenFile in agent.yaml, or run 'nodecert join'", { root: layout.root });
   }
+  const firstCheck = runCheck();
 
   return {
     layout,
     healthPort: health.port,
+    renewer,
+    metrics,
     state: () => state,
     joined,
+    readiness,
+    tick: runCheck,
+    reload(next: AgentConfig) {
+      validateSchedule(next.schedule);
+      if (next.root !== config.root) log.warn("root cannot change on reload; restart the agent to move it", { root: config.root });
+      const rescheduled = next.schedule !== config.schedule;
+      config = { ...next, root: config.root };
+      renewer.updateConfig(config);
+      if (rescheduled) {
+        job.stop();
+        job = scheduler(config.schedule, runCheck);
+      }
+      log.info("configuration reloaded", { schedule: config.schedule, rescheduled });
+    },
     async close() {
-      closed = true;
-      timer?.cancel();
+      job.stop();
+      await firstCheck;
+      await renewer.close();
+      await control?.close();
       await health.app.close();
     },
   };

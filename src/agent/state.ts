@@ -6,7 +6,14 @@ import { ensureDir, writeFileAtomic } from "../util/files.js";
 
 export const STATE_SCHEMA_VERSION = 1;
 
-const CertState = z.object({ serial: z.string(), notAfter: z.string(), file: z.string(), installedAt: z.string() });
+const CertState = z.object({
+  serial: z.string(),
+  notAfter: z.string(),
+  file: z.string(),
+  installedAt: z.string(),
+  /** The renewal deadline drawn for this serial, persisted so restarts do not re-roll it. */
+  renewAt: z.string().optional(),
+});
 
 export const AgentState = z.object({
   schemaVersion: z.number().int(),
@@ -16,6 +23,8 @@ export const AgentState = z.object({
   apiServer: z.string(),
   joinedAt: z.string(),
   certificates: z.object({ client: CertState.optional(), serving: CertState.optional() }),
+  lastSuccess: z.string().optional(),
+  lastError: z.object({ at: z.string(), message: z.string() }).optional(),
 });
 export type AgentState = z.infer<typeof AgentState>;
 

@@ -7,6 +7,7 @@ import { keyMatchesCertificate } from "../pki/verify.js";
 import { privateKeyBlock } from "../pki/pem.js";
 import { formatDuration } from "../config/duration.js";
 import { readCurrent } from "./install.js";
+import { readState } from "./state.js";
 
 export interface StatusRow {
   certificate: string;
@@ -18,10 +19,13 @@ export interface StatusRow {
   key?: string;
   serial?: string;
   problem?: string;
+  nextRenewal?: string;
+  lastError?: string;
 }
 
 export async function certificateStatus(layout: NodeLayout, now: Date): Promise<StatusRow[]> {
   const rows: StatusRow[] = [];
+  const state = await readState(layout).catch(() => undefined);
   for (const [name, kind] of [
     ["kubelet-client", "client"],
     ["kubelet-server", "serving"],
@@ -32,7 +36,11 @@ export async function certificateStatus(layout: NodeLayout, now: Date): Promise<
       rows.push({ certificate: name, path, state: "missing" });
       continue;
     }
-    rows.push(rowFor(name, path, text, now, true));
+    const row = rowFor(name, path, text, now, true);
+    const rec = state?.certificates[kind];
+    if (rec?.renewAt && rec.serial === row.serial) row.nextRenewal = rec.renewAt;
+    if (state?.lastError) row.lastError = `${state.lastError.at}: ${state.lastError.message}`;
+    rows.push(row);
   }
   const ca = await fs.readFile(layout.caFile, "utf8").catch(() => undefined);
   const caCerts = ca ? splitCertificates(ca) : [];
@@ -75,7 +83,8 @@ export function statusHealthy(rows: StatusRow[]): boolean {
 }
 
 export function formatStatusTable(rows: StatusRow[]): string {
-  const header = ["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "ISSUER", "KEY", "SERIAL", "STATE"];
+  const header = ["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "ISSUER", "KEY", "SERIAL", "NEXT RENEWAL", "STATE"];
+  const when = (iso?: string) => (iso ? iso.replace("T", " ").replace(/\.\d+Z$/, " UTC") : "");
   const body = rows.map((r) => [
     r.certificate,
     r.expires ? r.expires.replace("T", " ").replace(/\.\d+Z$/, " UTC") : "<missing>",
@@ -83,9 +92,11 @@ export function formatStatusTable(rows: StatusRow[]): string {
     r.issuer ?? "",
     r.key ?? "",
     r.serial ?? "",
+    when(r.nextRenewal),
     r.problem ? `${r.state}: ${r.problem}` : r.state,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd();
-  return [line(header), ...body.map(line)].join("\n") + "\n";
+  const lastError = rows.find((r) => r.lastError)?.lastError;
+  return [line(header), ...body.map(line)].join("\n") + "\n" + (lastError ? `\nLAST ERROR: ${lastError}\n` : "");
 }

@@ -1,4 +1,4 @@
-// `nodecert agent`: the node daemon.
+// `nodecert agent`: the node daemon. SIGHUP reloads agent.yaml; SIGTERM finishes an in-flight install first.
 import type { Command } from "commander";
 import { createLogger } from "../log.js";
 import { loadYamlConfig } from "../config/load.js";
@@ -14,9 +14,16 @@ export function registerAgent(program: Command): void {
     .option("--root <dir>", "filesystem root (overrides the config)")
     .action(async (o: { config: string; root?: string }) => {
       const logger = createLogger({ component: "agent" });
-      const config = loadYamlConfig(AgentConfig, o.config, { root: o.root });
-      const agent = await runAgent({ config, logger });
-      logger.info("health endpoint", { url: `http://${config.healthListen.replace(/:\d+$/, "")}:${agent.healthPort}/healthz` });
+      const load = () => loadYamlConfig(AgentConfig, o.config, { root: o.root });
+      const agent = await runAgent({ config: load(), logger });
+      logger.info("health endpoint", { url: `http://127.0.0.1:${agent.healthPort}/healthz` });
+      process.on("SIGHUP", () => {
+        try {
+          agent.reload(load());
+        } catch (e) {
+          logger.error("configuration reload failed; keeping the previous configuration", { error: (e as Error).message });
+        }
+      });
       onShutdown(logger, () => agent.close());
     });
 }

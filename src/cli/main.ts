@@ -5,6 +5,7 @@ import { registerToken } from "./token.js";
 import { registerJoin } from "./join.js";
 import { registerStatus } from "./status.js";
 import { registerAgent } from "./agent.js";
+import { registerRenew } from "./renew.js";
 import { AGENT_VERSION } from "../agent/identity.js";
 
 const program = new Command()
@@ -17,6 +18,7 @@ registerToken(program);
 registerJoin(program);
 registerStatus(program);
 registerAgent(program);
+registerRenew(program);
 
 program.parseAsync(process.argv).catch((e: Error) => {
   process.stderr.write(`error: ${e.message}\n`);

@@ -41,6 +41,8 @@ async function main(): Promise<void> {
     nodeName: os.hostname().toLowerCase().replace(/[^a-z0-9.-]/g, "-"),
     addresses: { includeLoopback: true, only: ["127.0.0.1"], extra: [] },
     healthListen,
+    // A demo must never restart a real kubelet on the developer's machine.
+    hooks: [],
   });
   const agent = await runAgent({ config, logger: createLogger({ component: "agent", level: process.env.NODECERT_LOG_LEVEL ?? "warn" }) });
   await agent.joined;

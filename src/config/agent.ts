@@ -1,6 +1,25 @@
 // agent.yaml: schema and defaults.
 import { z } from "zod";
 import { KEY_ALGORITHMS } from "../pki/keys.js";
+import { durationMs } from "./duration-schema.js";
+
+const hookCommon = {
+  /** Which certificate installs trigger the hook. */
+  on: z.array(z.enum(["client", "serving"])).default(["client", "serving"]),
+  timeout: durationMs.default(30_000),
+};
+
+export const Hook = z.discriminatedUnion("type", [
+  /** systemctl restart <unit>; skipped (not failed) when ifExists and the unit is not installed. */
+  z.object({ type: z.literal("systemd"), unit: z.string().min(1), ifExists: z.boolean().default(true), ...hookCommon }).strict(),
+  /** Sends a signal to the pid in pidFile. */
+  z.object({ type: z.literal("signal"), pidFile: z.string().min(1), signal: z.string().default("SIGHUP"), ...hookCommon }).strict(),
+  /** Runs argv directly (no shell). */
+  z.object({ type: z.literal("exec"), argv: z.array(z.string()).min(1), ...hookCommon }).strict(),
+]);
+export type Hook = z.infer<typeof Hook>;
+
+export const DEFAULT_HOOKS: z.input<typeof Hook>[] = [{ type: "systemd", unit: "kubelet", ifExists: true }];
 
 export const AgentConfig = z
   .object({
@@ -8,7 +27,7 @@ export const AgentConfig = z
     root: z.string().default("/"),
     server: z.string().url().optional(),
     caCertHash: z.string().optional(),
-    /** File holding a bootstrap token; used to join when the node has no certificates. */
+    /** File holding a bootstrap token; used to join (or re-join after expiry) when present. */
     tokenFile: z.string().optional(),
     nodeName: z.string().optional(),
     keyAlgorithm: z.enum(KEY_ALGORITHMS).default("ECDSA-P256"),
@@ -23,8 +42,25 @@ export const AgentConfig = z
       })
       .strict()
       .default({ includeLoopback: false, includeLinkLocal: false, extra: [] }),
-    /** Local HTTP endpoint for /healthz. */
+    /** Local HTTP endpoint for /healthz, /readyz and /metrics. */
     healthListen: z.string().default("127.0.0.1:10258"),
+    /** When every certificate is re-evaluated (node-cron syntax; 6 fields for seconds). */
+    schedule: z.string().default("* * * * *"),
+    /** Renew this long before expiry instead of at the drawn 70–90 % deadline. */
+    renewBefore: durationMs.optional(),
+    /** Generate a fresh key for every renewal (default) or keep the current one. */
+    reuseKey: z.boolean().default(false),
+    backoff: z
+      .object({ initial: durationMs.default(2000), max: durationMs.default(300_000) })
+      .strict()
+      .default({ initial: 2000, max: 300_000 }),
+    /** Timestamped certificate files kept per kind, the current one included. */
+    keepFiles: z.number().int().min(1).default(3),
+    /** Not ready when the client certificate expires within this window and renewals are failing. */
+    dangerWindow: durationMs.default(86_400_000),
+    hooks: z.array(Hook).default(DEFAULT_HOOKS as never),
+    /** Unix socket for `nodecert renew` (default: <root>/var/lib/nodecert/control.sock). */
+    controlSocket: z.string().optional(),
   })
   .strict();
 export type AgentConfig = z.infer<typeof AgentConfig>;

@@ -1,17 +1,10 @@
 // server.yaml: schema and defaults.
 import { z } from "zod";
-import { parseDuration } from "./duration.js";
+import { durationMs } from "./duration-schema.js";
 import { DEFAULT_POLICY } from "../server/policy.js";
 import { KEY_ALGORITHMS } from "../pki/keys.js";
 
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  try {
-    return typeof v === "number" ? v * 1000 : parseDuration(v);
-  } catch (e) {
-    ctx.addIssue({ code: "custom", message: (e as Error).message });
-    return z.NEVER;
-  }
-});
+const duration = durationMs;
 
 export const ServerConfig = z
   .object({
@@ -36,6 +29,11 @@ export const ServerConfig = z
       })
       .strict()
       .default(DEFAULT_POLICY),
+    /**
+     * Accept renewal from a client certificate that expired less than this long ago (the node
+     * was off). 0 (default) means never: such a node re-joins with a bootstrap token.
+     */
+    renewAfterExpiry: duration.default(0),
     tokens: z
       .object({
         maxFailures: z.number().int().positive().default(10),

@@ -55,6 +55,28 @@ export const JoinResponse = z
   .strict();
 export type JoinResponse = z.infer<typeof JoinResponse>;
 
+export const RenewRequest = z
+  .object({
+    v: z.literal(PROTOCOL_VERSION),
+    facts: NodeFacts,
+    csrs: z
+      .object({ client: pem("CERTIFICATE REQUEST").optional(), serving: pem("CERTIFICATE REQUEST").optional() })
+      .strict()
+      .refine((c) => c.client || c.serving, { message: "at least one of client and serving is required" }),
+  })
+  .strict();
+export type RenewRequest = z.infer<typeof RenewRequest>;
+
+export const RenewResponse = z
+  .object({
+    v: z.literal(PROTOCOL_VERSION),
+    nodeName: z.string(),
+    certificates: z.object({ client: pem("CERTIFICATE").optional(), serving: pem("CERTIFICATE").optional() }).strict(),
+    caBundle: pem("CERTIFICATE"),
+  })
+  .strict();
+export type RenewResponse = z.infer<typeof RenewResponse>;
+
 export const CaBundleResponse = z.object({ v: z.literal(PROTOCOL_VERSION), caBundle: pem("CERTIFICATE") }).strict();
 export type CaBundleResponse = z.infer<typeof CaBundleResponse>;
 

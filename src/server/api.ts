@@ -1,9 +1,11 @@
 // The control plane's HTTPS API (fastify, TLS 1.3 only).
 import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
 import type { TLSSocket } from "node:tls";
-import { CaBundleResponse, describeZodError, JoinRequest, MAX_BODY_BYTES, PROTOCOL_VERSION, TokenCreateRequest, type JoinResponse } from "../protocol/messages.js";
+import { CaBundleResponse, describeZodError, JoinRequest, MAX_BODY_BYTES, PROTOCOL_VERSION, RenewRequest, TokenCreateRequest, type JoinResponse, type RenewResponse } from "../protocol/messages.js";
 import { parseCsr, nodeSubject, type ParsedCsr } from "../pki/csr.js";
-import { ADMIN_CN, ADMIN_ORG } from "../pki/names.js";
+import { ADMIN_CN, ADMIN_ORG, NODE_CN_PREFIX, NODE_ORG } from "../pki/names.js";
+import { checkPeer, isTlsSocket, type PeerIdentity } from "./peer.js";
+import { formatDuration } from "../config/duration.js";
 import { normalizeSerial } from "../pki/certificate-info.js";
 import type { RandomBytes } from "../pki/certificate.js";
 import type { ServerConfig } from "../config/server.js";
@@ -129,8 +131,65 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     };
   });
 
+  app.post("/v1/renew", async (req): Promise<RenewResponse> => {
+    const now = d.clock();
+    const source = req.ip;
+    const deny = async (status: number, code: string, reason: string, rule?: string, node?: string): Promise<never> => {
+      await d.store.audit({ time: now, type: "renew.denied", node, source, rule, reason });
+      d.logger.warn("renewal denied", { node, source, rule, reason });
+      throw new HttpError(status, code, reason, rule);
+    };
+    const peer = await authenticateNode(req, d, now, deny);
+    const nodeName = peer.info.subjectCN!.slice(NODE_CN_PREFIX.length);
+    const node = await d.store.getNode(nodeName);
+    if (!node) return deny(403, "denied", `node "${nodeName}" is not known to this server: join it with a bootstrap token`, "known-node", nodeName);
+    if (node.evictedAt) return deny(403, "denied", `node "${nodeName}" was evicted at ${node.evictedAt.toISOString()}; it can no longer renew`, "evicted", nodeName);
+    const serial = peer.info.serial;
+    const newest = (await d.store.latestCertificates(nodeName, "client", 1))[0];
+    if (serial !== newest?.serial && serial !== node.confirmedSerial) {
+      return deny(
+        403,
+        "denied",
+        `client certificate ${serial} is neither the newest issued to node "${nodeName}" (${newest?.serial ?? "none"}) nor the last one it used (${node.confirmedSerial ?? "none"}): ` +
+          `an older or copied certificate cannot renew; re-join the node with a bootstrap token`,
+        "lineage",
+        nodeName,
+      );
+    }
+    const body = RenewRequest.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, "invalid-request", describeZodError(body.error));
+    const rr = body.data;
+    const client = rr.csrs.client ? await parseCsrOr400(rr.csrs.client, "client") : undefined;
+    const serving = rr.csrs.serving ? await parseCsrOr400(rr.csrs.serving, "serving") : undefined;
+    const decision = evaluate({ nodeName, facts: rr.facts, client, serving }, d.config.policy);
+    if (!decision.allowed) return deny(403, "denied", decision.reason, decision.rule, nodeName);
+    const subject = nodeSubject(nodeName);
+    const signedClient = client
+      ? await sign(d.ca, { owner: nodeName, subject, spki: client.spki, kind: "client", lifetimeMs: d.config.certificates.maxClientLifetime }, now, d.random)
+      : undefined;
+    const signedServing = serving
+      ? await sign(d.ca, { owner: nodeName, subject, spki: serving.spki, kind: "serving", sans: [...serving.sans.dns, ...serving.sans.ip], lifetimeMs: d.config.certificates.maxServingLifetime }, now, d.random)
+      : undefined;
+    const records = [signedClient?.record, signedServing?.record].filter((r) => r !== undefined);
+    await d.store.commitRenewal({
+      now,
+      node: nodeName,
+      facts: rr.facts,
+      confirmedSerial: serial,
+      certificates: records,
+      audit: { time: now, type: "renew.issued", node: nodeName, source, detail: { presented: serial, client: signedClient?.record.serial, serving: signedServing?.record.serial } },
+    });
+    d.logger.info("node renewed", { node: nodeName, source, presented: serial, clientSerial: signedClient?.record.serial, servingSerial: signedServing?.record.serial });
+    return {
+      v: PROTOCOL_VERSION,
+      nodeName,
+      certificates: { client: signedClient?.chainPem, serving: signedServing?.chainPem },
+      caBundle: d.ca.bundlePem,
+    };
+  });
+
   app.post("/v1/admin/tokens", async (req) => {
-    await requireAdmin(req, d.store);
+    await requireAdmin(req, d.store, d.ca, d.clock());
     const body = TokenCreateRequest.safeParse(req.body);
     if (!body.success) throw new HttpError(400, "invalid-request", describeZodError(body.error));
     const now = d.clock();
@@ -155,16 +214,51 @@ async function parseCsrOr400(pem: string, kind: string): Promise<ParsedCsr> {
 }
 
 /** Admin endpoints answer only to the admin certificate this server issued at init. */
-async function requireAdmin(req: FastifyRequest, store: Store): Promise<void> {
+async function requireAdmin(req: FastifyRequest, store: Store, ca: LoadedCa, now: Date): Promise<void> {
   const socket = req.raw.socket as TLSSocket;
-  const peer = socket.getPeerCertificate?.();
-  if (!peer || !peer.subject || !socket.authorized) {
+  const pc = isTlsSocket(socket) ? checkPeer(socket, ca.bundlePem, now, ca.intermediatesPem) : undefined;
+  if (!pc || !pc.ok || pc.expired) {
     throw new HttpError(401, "admin-auth-required", "admin endpoints need the admin client certificate from 'nodecert server init' (mTLS)");
   }
-  const rec = await store.getCertificate(normalizeSerial(peer.serialNumber));
-  const cn = peer.subject.CN;
-  const o = peer.subject.O;
-  if (cn !== ADMIN_CN || o !== ADMIN_ORG || !rec || rec.kind !== "admin") {
-    throw new HttpError(403, "not-admin", `client certificate "${cn}" is not this server's admin certificate`);
+  const info = pc.peer.info;
+  const rec = await store.getCertificate(normalizeSerial(info.serial));
+  if (info.subjectCN !== ADMIN_CN || info.subjectO[0] !== ADMIN_ORG || !rec || rec.kind !== "admin") {
+    throw new HttpError(403, "not-admin", `client certificate "${info.subjectCN}" is not this server's admin certificate`);
   }
+}
+
+/** A node authenticates with its client certificate; identity comes only from that certificate. */
+async function authenticateNode(
+  req: FastifyRequest,
+  d: ApiDeps,
+  now: Date,
+  deny: (status: number, code: string, reason: string, rule?: string, node?: string) => Promise<never>,
+): Promise<PeerIdentity> {
+  const socket = req.raw.socket;
+  if (!isTlsSocket(socket)) return deny(401, "client-cert-required", "renewal needs the node's current client certificate (mTLS)");
+  const pc = checkPeer(socket, d.ca.bundlePem, now, d.ca.intermediatesPem);
+  if (!pc.ok) return deny(401, "client-cert-required", pc.reason);
+  const info = pc.peer.info;
+  const cn = info.subjectCN ?? "";
+  if (!cn.startsWith(NODE_CN_PREFIX) || info.subjectO.length !== 1 || info.subjectO[0] !== NODE_ORG || !info.extendedKeyUsages.includes("1.3.6.1.5.5.7.3.2")) {
+    return deny(403, "not-a-node", `client certificate "${cn}" is not a kubelet client certificate (CN system:node:<name>, O system:nodes, clientAuth)`);
+  }
+  if (pc.expired) {
+    const node = cn.slice(NODE_CN_PREFIX.length);
+    const grace = d.config.renewAfterExpiry;
+    const late = now.getTime() - info.notAfter.getTime();
+    if (grace <= 0 || late > grace) {
+      return deny(
+        401,
+        "certificate-expired",
+        `client certificate expired at ${info.notAfter.toISOString()} (${formatDuration(late)} ago); ` +
+          (grace > 0 ? `this server accepts expired certificates for only ${formatDuration(grace)}` : "this server does not accept expired certificates (renewAfterExpiry is off)") +
+          `: re-join the node with a bootstrap token`,
+        "expired",
+        node,
+      );
+    }
+    d.logger.warn("accepting an expired client certificate within renewAfterExpiry", { node, expiredAt: info.notAfter.toISOString() });
+  }
+  return pc.peer;
 }

@@ -27,8 +27,9 @@ export interface RequestContext {
   /** The node a bootstrap token was bound to, if any. */
   boundNode?: string;
   facts: NodeFacts;
-  client: ParsedCsr;
-  serving: ParsedCsr;
+  /** A join carries both CSRs; a renewal carries one or both. */
+  client?: ParsedCsr;
+  serving?: ParsedCsr;
 }
 
 export type Decision = { allowed: true } | { allowed: false; rule: string; reason: string };
@@ -39,10 +40,12 @@ interface Rule {
 }
 
 const bothCsrs = (ctx: RequestContext) =>
-  [
-    ["client", ctx.client],
-    ["serving", ctx.serving],
-  ] as const;
+  (
+    [
+      ["client", ctx.client],
+      ["serving", ctx.serving],
+    ] as const
+  ).filter((e): e is readonly ["client" | "serving", ParsedCsr] => e[1] !== undefined);
 
 export const RULES: Rule[] = [
   {
@@ -83,6 +86,7 @@ export const RULES: Rule[] = [
   {
     name: "client-no-sans",
     check: (ctx) => {
+      if (!ctx.client) return undefined;
       const s = ctx.client.sans;
       if (s.dns.length || s.ip.length || ctx.client.otherSanTypes.length) {
         return `the client CSR carries SANs (DNS[${s.dns.join(",")}] IP[${s.ip.join(",")}]); a kubelet client certificate has none`;
@@ -93,9 +97,9 @@ export const RULES: Rule[] = [
   {
     name: "usage",
     check: (ctx) => {
-      const c = ctx.client.extendedKeyUsages;
+      const c = ctx.client?.extendedKeyUsages ?? [];
       if (c.some((u) => u !== EKU_CLIENT_AUTH)) return `the client CSR asks for extended key usages [${c.join(", ")}]; only clientAuth is allowed`;
-      const s = ctx.serving.extendedKeyUsages;
+      const s = ctx.serving?.extendedKeyUsages ?? [];
       if (s.some((u) => u !== EKU_SERVER_AUTH)) return `the serving CSR asks for extended key usages [${s.join(", ")}]; only serverAuth is allowed`;
       return undefined;
     },
@@ -103,6 +107,7 @@ export const RULES: Rule[] = [
   {
     name: "serving-sans-present",
     check: (ctx) => {
+      if (!ctx.serving) return undefined;
       if (ctx.serving.otherSanTypes.length) return `the serving CSR has SAN types [${ctx.serving.otherSanTypes.join(", ")}]; only DNS and IP are signed`;
       if (!ctx.serving.sans.dns.length && !ctx.serving.sans.ip.length) return "the serving CSR has no SANs; it needs the node's addresses and names";
       return undefined;
@@ -111,6 +116,7 @@ export const RULES: Rule[] = [
   {
     name: "serving-sans-owned",
     check: (ctx) => {
+      if (!ctx.serving) return undefined;
       const names = new Set([ctx.nodeName, ctx.facts.hostname, ctx.facts.fqdn, ...(ctx.facts.names ?? [])].filter(Boolean).map((n) => n!.toLowerCase()));
       const addrs = new Set(ctx.facts.addresses.filter((a) => isIP(a)).map(normalizeIp));
       for (const d of ctx.serving.sans.dns) {
@@ -125,6 +131,7 @@ export const RULES: Rule[] = [
   {
     name: "serving-sans-allowed",
     check: (ctx, cfg) => {
+      if (!ctx.serving) return undefined;
       const blocks = cidrList(cfg.allowedCidrs);
       for (const ip of ctx.serving.sans.ip) {
         const family = isIP(ip) === 6 ? "ipv6" : "ipv4";

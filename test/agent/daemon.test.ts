@@ -24,7 +24,7 @@ describe("agent daemon: joins from a token file, retries while the control plane
     const init = await initServer({ dir, listen: `127.0.0.1:${port}`, sans: ["127.0.0.1"], now: new Date(), random });
     const tokenFile = path.join(tempDir(), "token");
     const root = path.join(tempDir(), "node");
-    const config = AgentConfig.parse({ root, server: `https://127.0.0.1:${port}`, caCertHash: init.pin, tokenFile, nodeName: "n1", addresses: { only: ["127.0.0.1"] }, healthListen: "127.0.0.1:0" });
+    const config = AgentConfig.parse({ root, server: `https://127.0.0.1:${port}`, caCertHash: init.pin, tokenFile, nodeName: "n1", addresses: { only: ["127.0.0.1"] }, healthListen: "127.0.0.1:0", hooks: [] });
     const timers: { fn: () => void; ms: number }[] = [];
     const { logger, lines } = captureLogger("agent");
     await writeFileAtomic(tokenFile, "placeholder.token\n");
@@ -34,7 +34,7 @@ describe("agent daemon: joins from a token file, retries while the control plane
       // Let the first attempt fail against the closed port.
       while (timers.length < 1) await new Promise((r) => setImmediate(r));
       assert.deepEqual((await getJson(health)).body, { ok: true, joined: false });
-      assert.ok(lines.some((l) => /join failed; will retry/.test(l) && /cannot reach https:\/\/127.0.0.1/.test(l)));
+      assert.ok(lines.some((l) => /renewal failed; the current certificates stay installed/.test(l) && /cannot reach https:\/\/127.0.0.1/.test(l)));
       assert.ok(timers[0].ms >= 0 && timers[0].ms <= 2000, "first retry within the 2 s base");
       // Bring the server up with the same port and give the agent a real token.
       const server = await startServer({ dir });

@@ -57,7 +57,7 @@ describe("server/policy: named approval rules", () => {
 
   it("csr-signature: denies a CSR whose signature does not verify", async () => {
     const c = await ctx();
-    denied(evaluate({ ...c, serving: { ...c.serving, signatureValid: false } }, DEFAULT_POLICY), "csr-signature", /serving CSR's self-signature/);
+    denied(evaluate({ ...c, serving: { ...c.serving!, signatureValid: false } }, DEFAULT_POLICY), "csr-signature", /serving CSR's self-signature/);
   });
 
   it("subject: denies a CSR for another node, a wrong O, or extra subject fields", async () => {

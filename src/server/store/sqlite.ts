@@ -1,7 +1,7 @@
 // SQLite-backed store (better-sqlite3). The schema is versioned with PRAGMA user_version.
 import Database from "better-sqlite3";
 import { chmodSync, existsSync } from "node:fs";
-import type { AuditEvent, IssuedCertRecord, JoinCommit, NodeRecord, Store } from "./store.js";
+import type { AuditEvent, IssuedCertRecord, JoinCommit, NodeRecord, RenewalCommit, Store } from "./store.js";
 import type { TokenRecord } from "../tokens.js";
 
 /** Each entry upgrades the schema by one version; never edit a released entry, append. */
@@ -41,6 +41,9 @@ export const MIGRATIONS: string[] = [
      reason TEXT,
      detail TEXT
    );`,
+  // v2: renewal lineage and eviction.
+  `ALTER TABLE nodes ADD COLUMN confirmed_serial TEXT;
+   ALTER TABLE nodes ADD COLUMN evicted_at INTEGER;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -61,6 +64,24 @@ export function migrate(db: Database.Database, migrations: string[] = MIGRATIONS
   }
   return migrations.length;
 }
+
+interface NodeRow {
+  name: string;
+  facts: string;
+  first_seen: number;
+  last_seen: number;
+  confirmed_serial: string | null;
+  evicted_at: number | null;
+}
+
+const nodeFromRow = (r: NodeRow): NodeRecord => ({
+  name: r.name,
+  facts: JSON.parse(r.facts),
+  firstSeen: new Date(r.first_seen),
+  lastSeen: new Date(r.last_seen),
+  confirmedSerial: r.confirmed_serial ?? undefined,
+  evictedAt: r.evicted_at === null ? undefined : new Date(r.evicted_at),
+});
 
 interface CertRow {
   serial: string;
@@ -130,11 +151,12 @@ export class SqliteStore implements Store {
     })();
   }
 
+  /** A (re-)join starts a new lineage: certificates from before it can no longer renew. */
   private upsertNode(name: string, facts: unknown, now: Date): void {
     this.db
       .prepare(
         `INSERT INTO nodes (name, facts, first_seen, last_seen) VALUES (?,?,?,?)
-         ON CONFLICT(name) DO UPDATE SET facts = excluded.facts, last_seen = excluded.last_seen`,
+         ON CONFLICT(name) DO UPDATE SET facts = excluded.facts, last_seen = excluded.last_seen, confirmed_serial = NULL`,
       )
       .run(name, JSON.stringify(facts), now.getTime(), now.getTime());
   }
@@ -170,15 +192,29 @@ export class SqliteStore implements Store {
   }
 
   async getNode(name: string): Promise<NodeRecord | undefined> {
-    const r = this.db.prepare(`SELECT * FROM nodes WHERE name = ?`).get(name) as
-      | { name: string; facts: string; first_seen: number; last_seen: number }
-      | undefined;
-    return r ? { name: r.name, facts: JSON.parse(r.facts), firstSeen: new Date(r.first_seen), lastSeen: new Date(r.last_seen) } : undefined;
+    const r = this.db.prepare(`SELECT * FROM nodes WHERE name = ?`).get(name) as NodeRow | undefined;
+    return r ? nodeFromRow(r) : undefined;
   }
 
   async listNodes(): Promise<NodeRecord[]> {
-    const rows = this.db.prepare(`SELECT * FROM nodes ORDER BY name`).all() as { name: string; facts: string; first_seen: number; last_seen: number }[];
-    return rows.map((r) => ({ name: r.name, facts: JSON.parse(r.facts), firstSeen: new Date(r.first_seen), lastSeen: new Date(r.last_seen) }));
+    return (this.db.prepare(`SELECT * FROM nodes ORDER BY name`).all() as NodeRow[]).map(nodeFromRow);
+  }
+
+  async latestCertificates(node: string, kind: IssuedCertRecord["kind"], limit: number): Promise<IssuedCertRecord[]> {
+    const rows = this.db.prepare(`SELECT * FROM certificates WHERE node = ? AND kind = ? ORDER BY issued_at DESC, rowid DESC LIMIT ?`).all(node, kind, limit) as CertRow[];
+    return rows.map(certFromRow);
+  }
+
+  async commitRenewal(c: RenewalCommit): Promise<void> {
+    this.db.transaction(() => {
+      this.db.prepare(`UPDATE nodes SET facts = ?, last_seen = ?, confirmed_serial = ? WHERE name = ?`).run(JSON.stringify(c.facts), c.now.getTime(), c.confirmedSerial, c.node);
+      for (const cert of c.certificates) this.insertCert(cert);
+      this.insertAudit(c.audit);
+    })();
+  }
+
+  async setEvicted(name: string, at: Date | undefined): Promise<void> {
+    this.db.prepare(`UPDATE nodes SET evicted_at = ? WHERE name = ?`).run(at ? at.getTime() : null, name);
   }
 
   async audit(e: AuditEvent): Promise<void> {

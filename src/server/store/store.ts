@@ -19,6 +19,9 @@ export interface NodeRecord {
   facts: NodeFacts;
   firstSeen: Date;
   lastSeen: Date;
+  /** The last client certificate the node proved it holds (authenticated with). */
+  confirmedSerial?: string;
+  evictedAt?: Date;
 }
 
 export interface AuditEvent {
@@ -40,6 +43,15 @@ export interface JoinCommit {
   audit: AuditEvent;
 }
 
+export interface RenewalCommit {
+  now: Date;
+  node: string;
+  facts: NodeFacts;
+  confirmedSerial: string;
+  certificates: IssuedCertRecord[];
+  audit: AuditEvent;
+}
+
 export interface Store {
   insertToken(t: TokenRecord): Promise<void>;
   getToken(id: string): Promise<TokenRecord | undefined>;
@@ -52,6 +64,11 @@ export interface Store {
   recordCertificate(c: IssuedCertRecord): Promise<void>;
   getCertificate(serial: string): Promise<IssuedCertRecord | undefined>;
   listCertificates(node?: string): Promise<IssuedCertRecord[]>;
+  /** Newest first. */
+  latestCertificates(node: string, kind: IssuedKind, limit: number): Promise<IssuedCertRecord[]>;
+  /** Records a renewal's certificates, the node's facts and the serial it authenticated with, atomically. */
+  commitRenewal(c: RenewalCommit): Promise<void>;
+  setEvicted(name: string, at: Date | undefined): Promise<void>;
   getNode(name: string): Promise<NodeRecord | undefined>;
   listNodes(): Promise<NodeRecord[]>;
   audit(e: AuditEvent): Promise<void>;

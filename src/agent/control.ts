@@ -1,0 +1,37 @@
+// The local control socket (unix, 0600) that `nodecert renew` talks to.
+import Fastify, { type FastifyInstance } from "fastify";
+import { promises as fs } from "node:fs";
+import http from "node:http";
+import { z } from "zod";
+import type { Renewer, RenewOutcome } from "./renewer.js";
+import type { CertKind } from "../pki/csr.js";
+
+export const ControlRenewRequest = z.object({ kinds: z.array(z.enum(["client", "serving"])).min(1), force: z.boolean().default(false) }).strict();
+
+export async function startControlSocket(socketPath: string, renewer: Renewer): Promise<FastifyInstance> {
+  await fs.rm(socketPath, { force: true }); // a stale socket from a killed agent
+  const app = Fastify({ logger: false, bodyLimit: 4096 });
+  app.post("/v1/renew", async (req, reply) => {
+    const body = ControlRenewRequest.safeParse(req.body);
+    if (!body.success) return reply.status(400).send({ error: body.error.message });
+    return renewer.renew(body.data.kinds as CertKind[], { force: body.data.force });
+  });
+  app.get("/v1/status", async () => ({ decisions: await renewer.evaluate(false), consecutiveFailures: renewer.consecutiveFailures, lastError: renewer.lastError, nextAttemptAt: renewer.nextAttemptAt }));
+  await app.listen({ path: socketPath });
+  await fs.chmod(socketPath, 0o600);
+  return app;
+}
+
+/** Asks a running agent to renew; resolves undefined when no agent listens on the socket. */
+export function requestRenewal(socketPath: string, kinds: CertKind[], force: boolean): Promise<RenewOutcome | undefined> {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify({ kinds, force });
+    const req = http.request({ socketPath, path: "/v1/renew", method: "POST", headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } }, (res) => {
+      let data = "";
+      res.on("data", (c) => (data += c));
+      res.on("end", () => (res.statusCode === 200 ? resolve(JSON.parse(data)) : reject(new Error(`agent answered ${res.statusCode}: ${data}`))));
+    });
+    req.on("error", (e: NodeJS.ErrnoException) => (e.code === "ENOENT" || e.code === "ECONNREFUSED" ? resolve(undefined) : reject(e)));
+    req.end(payload);
+  });
+}

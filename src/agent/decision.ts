@@ -1,0 +1,71 @@
+// For one managed certificate, decide ok / renew / urgent, with a reason. Pure.
+import type { CertKind } from "../pki/csr.js";
+import type { KeyAlgorithm } from "../pki/keys.js";
+import { certificateInfo } from "../pki/certificate-info.js";
+import { privateKeyBlock, splitCertificates } from "../pki/pem.js";
+import { chainProblems, keyMatchesCertificate } from "../pki/verify.js";
+import { NODE_ORG, nodeCommonName, splitSans } from "../pki/names.js";
+
+export type Action = "ok" | "renew" | "urgent";
+
+export interface Decision {
+  kind: CertKind;
+  action: Action;
+  reason: string;
+  serial?: string;
+  notBefore?: Date;
+  notAfter?: Date;
+  renewAt?: Date;
+}
+
+export interface DecisionInput {
+  kind: CertKind;
+  /** Contents of <kind>-current.pem (chain + key), or undefined if missing. */
+  pem: string | undefined;
+  now: Date;
+  /** The deadline for this certificate (drawn or from renewBefore). */
+  renewAt: (notBefore: Date, notAfter: Date, serial: string) => Date;
+  nodeName: string;
+  /** Serving only: names and addresses the node has now. */
+  servingSans: string[];
+  keyAlgorithm: KeyAlgorithm;
+  trustBundlePem: string | undefined;
+}
+
+export function decide(i: DecisionInput): Decision {
+  const base = { kind: i.kind };
+  if (!i.pem) return { ...base, action: "urgent", reason: "certificate is missing" };
+  let info;
+  try {
+    info = certificateInfo(splitCertificates(i.pem)[0]);
+  } catch (e) {
+    return { ...base, action: "urgent", reason: `certificate is unreadable: ${(e as Error).message}` };
+  }
+  const facts = { ...base, serial: info.serial, notBefore: info.notBefore, notAfter: info.notAfter };
+  if (info.notAfter <= i.now) return { ...facts, action: "urgent", reason: `certificate expired at ${info.notAfter.toISOString()}` };
+  const key = privateKeyBlock(i.pem);
+  if (!key || !keyMatchesCertificate(i.pem, key)) return { ...facts, action: "urgent", reason: "private key does not match the certificate" };
+  const cn = nodeCommonName(i.nodeName);
+  if (info.subjectCN !== cn || info.subjectO.length !== 1 || info.subjectO[0] !== NODE_ORG) {
+    return { ...facts, action: "urgent", reason: `subject changed: certificate is for "${info.subject}", the node is "${cn}"` };
+  }
+  if (i.kind === "serving") {
+    const want = splitSans(i.servingSans);
+    const missing = [...want.dns.filter((d) => !info.sans.dns.includes(d)), ...want.ip.filter((a) => !info.sans.ip.includes(a))];
+    if (missing.length) return { ...facts, action: "urgent", reason: `serving SANs no longer cover the node's names and addresses: missing ${missing.join(", ")}` };
+  }
+  if (!i.trustBundlePem) return { ...facts, action: "urgent", reason: "no trust bundle (ca.crt) is installed" };
+  const chain = chainProblems(i.pem, i.trustBundlePem, i.now);
+  if (chain.length) return { ...facts, action: "urgent", reason: `issuer is not in the current trust bundle: ${chain.join("; ")}` };
+  if (info.keyAlgorithm !== i.keyAlgorithm) {
+    return { ...facts, action: "urgent", reason: `key is ${info.keyDescription}, the configured key algorithm is ${i.keyAlgorithm}` };
+  }
+  const renewAt = i.renewAt(info.notBefore, info.notAfter, info.serial);
+  if (i.now >= renewAt) return { ...facts, renewAt, action: "renew", reason: `renewal deadline ${renewAt.toISOString()} reached` };
+  if (i.kind === "serving") {
+    const want = splitSans(i.servingSans);
+    const stale = [...info.sans.dns.filter((d) => !want.dns.includes(d)), ...info.sans.ip.filter((a) => !want.ip.includes(a))];
+    if (stale.length) return { ...facts, renewAt, action: "renew", reason: `serving certificate lists names or addresses the node no longer has: ${stale.join(", ")}` };
+  }
+  return { ...facts, renewAt, action: "ok", reason: `valid until ${info.notAfter.toISOString()}; renews at ${renewAt.toISOString()}` };
+}

@@ -1,0 +1,42 @@
+// Startup recovery: finish an interrupted install, drop temp files, and repair a `current`
+// symlink that is missing or points at a broken pair by falling back to the newest valid file.
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import type { NodeLayout } from "./layout.js";
+import type { CertKind } from "../pki/csr.js";
+import { recoverPendingInstall } from "./apply.js";
+import { timestampedFiles } from "./prune.js";
+import { privateKeyBlock } from "../pki/pem.js";
+import { keyMatchesCertificate } from "../pki/verify.js";
+import { replaceSymlink, TMP_MARKER } from "../util/files.js";
+
+function validPair(pem: string | undefined): boolean {
+  if (!pem) return false;
+  const key = privateKeyBlock(pem);
+  return !!key && keyMatchesCertificate(pem, key);
+}
+
+export async function recoverOnStartup(layout: NodeLayout, now: Date): Promise<string[]> {
+  const actions: string[] = [];
+  for (const dir of [layout.pkiDir, layout.stateDir, path.dirname(layout.kubeconfig), layout.kubernetesPkiDir]) {
+    const names = await fs.readdir(dir).catch(() => [] as string[]);
+    for (const n of names.filter((x) => x.startsWith(TMP_MARKER))) {
+      await fs.rm(path.join(dir, n), { force: true });
+      actions.push(`removed leftover temp file ${path.join(dir, n)}`);
+    }
+  }
+  if (await recoverPendingInstall(layout, now)) actions.push("finished an install interrupted by a restart");
+  for (const kind of ["client", "serving"] as CertKind[]) {
+    const cur = await fs.readFile(layout.current(kind), "utf8").catch(() => undefined);
+    if (validPair(cur)) continue;
+    const names = timestampedFiles(await fs.readdir(layout.pkiDir).catch(() => []), layout.prefix(kind)).reverse();
+    for (const n of names) {
+      if (validPair(await fs.readFile(path.join(layout.pkiDir, n), "utf8").catch(() => undefined))) {
+        await replaceSymlink(layout.current(kind), n);
+        actions.push(`pointed ${path.basename(layout.current(kind))} at ${n} (the previous target was ${cur ? "broken" : "missing"})`);
+        break;
+      }
+    }
+  }
+  return actions;
+}

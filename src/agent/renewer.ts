@@ -1,0 +1,259 @@
+// Keeps the node's certificates valid: evaluates each one, renews what is due over mTLS (or
+// re-joins with a bootstrap token when the client certificate is gone), verifies, installs
+// atomically, prunes, runs reload hooks, and backs off with full jitter while renewals fail.
+import { promises as fs } from "node:fs";
+import type { AgentConfig } from "../config/agent.js";
+import type { Logger } from "../log.js";
+import type { CertKind } from "../pki/csr.js";
+import { createNodeCsr } from "../pki/csr.js";
+import { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem } from "../pki/keys.js";
+import { privateKeyBlock } from "../pki/pem.js";
+import { verifyNodeCertificate } from "../pki/verify.js";
+import { PROTOCOL_VERSION, RenewResponse, type RenewRequest } from "../protocol/messages.js";
+import { describeErrorBody, requestJson } from "../util/https-client.js";
+import { applyInstall } from "./apply.js";
+import { backoffDelay } from "./backoff.js";
+import { decide, type Decision } from "./decision.js";
+import { drawRenewAt, effectiveRenewAt } from "./deadline.js";
+import { runHooks, type Exec } from "./hooks.js";
+import type { Identity } from "./identity.js";
+import { readCurrent } from "./install.js";
+import { join } from "./join.js";
+import type { NodeLayout } from "./layout.js";
+import type { AgentMetrics } from "./metrics.js";
+import { pruneOld } from "./prune.js";
+import { readState, writeState, type AgentState } from "./state.js";
+
+export const KINDS: CertKind[] = ["client", "serving"];
+
+export interface RenewerDeps {
+  config: AgentConfig;
+  layout: NodeLayout;
+  logger: Logger;
+  clock: () => Date;
+  /** Uniform in [0, 1): deadlines and jitter. */
+  random: () => number;
+  identity: () => Promise<Identity>;
+  setTimer: (fn: () => void, ms: number) => { cancel(): void };
+  metrics: AgentMetrics;
+  exec?: Exec;
+  /** Called after certificates were installed (the push channel reconnects on it). */
+  onInstalled?: (kinds: CertKind[], state: AgentState) => void;
+}
+
+export interface RenewOutcome {
+  renewed: { kind: CertKind; serial: string; notAfter: string }[];
+  skipped: { kind: CertKind; reason: string }[];
+  error?: string;
+}
+
+export class RenewError extends Error {}
+
+export class Renewer {
+  private inFlight: Promise<RenewOutcome> | undefined;
+  private retryTimer: { cancel(): void } | undefined;
+  private closed = false;
+  consecutiveFailures = 0;
+  nextAttemptAt: Date | undefined;
+  lastError: string | undefined;
+  lastDecisions: Decision[] = [];
+
+  constructor(private d: RenewerDeps) {}
+
+  updateConfig(config: AgentConfig): void {
+    this.d = { ...this.d, config };
+  }
+
+  get config(): AgentConfig {
+    return this.d.config;
+  }
+
+  /** Decides for every certificate; draws and persists deadlines for new serials when `persist`. */
+  async evaluate(persist = true): Promise<Decision[]> {
+    const { layout, config } = this.d;
+    const now = this.d.clock();
+    let state = await readState(layout);
+    const identity = await this.d.identity();
+    const trust = await fs.readFile(layout.caFile, "utf8").catch(() => undefined);
+    let dirty = false;
+    const decisions: Decision[] = [];
+    for (const kind of KINDS) {
+      const pem = await readCurrent(layout, kind).catch(() => undefined);
+      const renewAt = (notBefore: Date, notAfter: Date, serial: string) => {
+        const rec = state?.certificates[kind];
+        let drawn = rec?.serial === serial && rec.renewAt ? new Date(rec.renewAt) : undefined;
+        if (!drawn) {
+          // Without persistence (a read-only CLI) assume the earliest point, so "due" is never late.
+          drawn = drawRenewAt(notBefore, notAfter, persist ? this.d.random() : 0);
+          if (persist && state) {
+            state = { ...state, certificates: { ...state.certificates, [kind]: { ...(rec ?? { file: layout.current(kind), installedAt: now.toISOString() }), serial, notAfter: notAfter.toISOString(), renewAt: drawn.toISOString() } } };
+            dirty = true;
+          }
+        }
+        return effectiveRenewAt(notAfter, drawn, config.renewBefore);
+      };
+      const dec = decide({ kind, pem, now, renewAt, nodeName: state?.nodeName ?? identity.nodeName, servingSans: identity.servingSans, keyAlgorithm: config.keyAlgorithm, trustBundlePem: trust });
+      decisions.push(dec);
+      this.d.metrics.setCertificate(kind, dec.notAfter, dec.renewAt);
+    }
+    if (dirty && state) await writeState(layout, state);
+    this.lastDecisions = decisions;
+    return decisions;
+  }
+
+  /** The scheduled check: evaluate, then renew what is due unless a backoff is pending. Never overlaps. */
+  async tick(): Promise<RenewOutcome> {
+    if (this.inFlight) return this.inFlight;
+    const decisions = await this.evaluate();
+    const due = decisions.filter((x) => x.action !== "ok");
+    for (const x of decisions) this.d.logger.debug("certificate check", { kind: x.kind, action: x.action, reason: x.reason });
+    if (!due.length) return { renewed: [], skipped: decisions.map((x) => ({ kind: x.kind, reason: x.reason })) };
+    if (this.nextAttemptAt && this.d.clock() < this.nextAttemptAt) {
+      return { renewed: [], skipped: due.map((x) => ({ kind: x.kind, reason: `backing off until ${this.nextAttemptAt!.toISOString()}` })) };
+    }
+    for (const x of due) this.d.logger.info("certificate needs renewal", { kind: x.kind, action: x.action, reason: x.reason });
+    return this.renew(due.map((x) => x.kind), { force: true, decisions });
+  }
+
+  /** Renews `kinds` now (only those due unless `force`). Concurrent calls share one run. */
+  renew(kinds: CertKind[], o: { force?: boolean; decisions?: Decision[] } = {}): Promise<RenewOutcome> {
+    if (this.inFlight) return this.inFlight;
+    this.inFlight = this.doRenew(kinds, o).finally(() => (this.inFlight = undefined));
+    return this.inFlight;
+  }
+
+  private async doRenew(kinds: CertKind[], o: { force?: boolean; decisions?: Decision[] }): Promise<RenewOutcome> {
+    const decisions = o.decisions ?? (await this.evaluate());
+    const skipped: RenewOutcome["skipped"] = [];
+    let todo = kinds;
+    if (!o.force) {
+      todo = kinds.filter((k) => decisions.find((x) => x.kind === k)?.action !== "ok");
+      for (const k of kinds.filter((k) => !todo.includes(k))) skipped.push({ kind: k, reason: decisions.find((x) => x.kind === k)!.reason });
+    }
+    if (!todo.length) return { renewed: [], skipped };
+    const clientDecision = decisions.find((x) => x.kind === "client");
+    try {
+      const clientUnusable = clientDecision?.action === "urgent" && /missing|expired|unreadable|does not match/.test(clientDecision.reason);
+      const token = clientUnusable ? await this.readToken() : undefined;
+      const state = token ? await this.rejoin(token) : await this.renewOverMtls(todo);
+      const installed = token ? KINDS : todo;
+      this.onSuccess(installed);
+      await this.afterInstall(installed, state);
+      const renewed = installed.map((k) => ({ kind: k, serial: state.certificates[k]!.serial, notAfter: state.certificates[k]!.notAfter }));
+      return { renewed, skipped };
+    } catch (e) {
+      const message = (e as Error).message;
+      await this.onFailure(todo, message);
+      return { renewed: [], skipped, error: message };
+    }
+  }
+
+  private async readToken(): Promise<string | undefined> {
+    const f = this.d.config.tokenFile;
+    if (!f) return undefined;
+    const t = await fs.readFile(f, "utf8").catch(() => "");
+    return t.trim() || undefined;
+  }
+
+  private async rejoin(token: string): Promise<AgentState> {
+    const { config, layout, logger } = this.d;
+    const prev = await readState(layout);
+    const server = config.server ?? prev?.server;
+    const pin = config.caCertHash ?? prev?.caPin;
+    if (!server || !pin) throw new RenewError("cannot join: set server and caCertHash in the agent configuration");
+    logger.info(prev ? "client certificate unusable; re-joining with the bootstrap token" : "joining", { server });
+    return join({ server, token, caCertHash: pin, layout, identity: await this.d.identity(), keyAlgorithm: config.keyAlgorithm, now: this.d.clock, logger });
+  }
+
+  private async renewOverMtls(kinds: CertKind[]): Promise<AgentState> {
+    const { config, layout, logger } = this.d;
+    const state = await readState(layout);
+    const clientPem = await readCurrent(layout, "client");
+    if (!state || !clientPem) {
+      throw new RenewError("the node has no client certificate and no bootstrap token: put a token in the configured tokenFile, or run 'nodecert join'");
+    }
+    const trust = await fs.readFile(layout.caFile, "utf8");
+    const identity = await this.d.identity();
+    const keys: Partial<Record<CertKind, { keyPem: string; csr: string }>> = {};
+    for (const kind of kinds) {
+      const existing = config.reuseKey ? privateKeyBlock((await readCurrent(layout, kind)) ?? "") : undefined;
+      const pair = existing ? await importPrivateKeyPem(existing) : await generateKeyPair(config.keyAlgorithm);
+      keys[kind] = {
+        keyPem: existing ?? (await exportPrivateKeyPem(pair.privateKey)),
+        csr: await createNodeCsr({ kind, nodeName: state.nodeName, keys: pair, sans: kind === "serving" ? identity.servingSans : undefined }),
+      };
+    }
+    const server = config.server ?? state.server;
+    const body: RenewRequest = { v: PROTOCOL_VERSION, facts: identity.facts, csrs: { client: keys.client?.csr, serving: keys.serving?.csr } };
+    const res = await requestJson(new URL("/v1/renew", server).toString(), { body, tls: { ca: trust, cert: clientPem, key: clientPem } });
+    if (res.status !== 200) throw new RenewError(`renewal refused by ${server}: ${describeErrorBody(res.status, res.body)}`);
+    const parsed = RenewResponse.safeParse(res.body);
+    if (!parsed.success) throw new RenewError(`${server} sent a renewal response that does not match the protocol; nothing was installed`);
+    const now = this.d.clock();
+    const pairs: Partial<Record<CertKind, { chainPem: string; keyPem: string }>> = {};
+    for (const kind of kinds) {
+      const chainPem = parsed.data.certificates[kind];
+      if (!chainPem) throw new RenewError(`${server} did not return the ${kind} certificate; nothing was installed`);
+      verifyNodeCertificate(chainPem, keys[kind]!.keyPem, trust, { kind, nodeName: state.nodeName, sans: kind === "serving" ? identity.servingSans : undefined, now });
+      pairs[kind] = { chainPem, keyPem: keys[kind]!.keyPem };
+    }
+    logger.info("renewed", { kinds, server });
+    return applyInstall(layout, { nodeName: state.nodeName, server: state.server, caPin: state.caPin, apiServer: state.apiServer, caBundle: trust, pairs, at: now.toISOString() }, now);
+  }
+
+  private onSuccess(kinds: CertKind[]): void {
+    this.consecutiveFailures = 0;
+    this.nextAttemptAt = undefined;
+    this.lastError = undefined;
+    this.retryTimer?.cancel();
+    this.retryTimer = undefined;
+    const t = this.d.clock().getTime() / 1000;
+    for (const k of kinds) {
+      this.d.metrics.renewals.inc({ kind: k, result: "success" });
+      this.d.metrics.lastSuccess.set({ kind: k }, t);
+    }
+  }
+
+  private async afterInstall(kinds: CertKind[], state: AgentState): Promise<void> {
+    const { layout, config, logger } = this.d;
+    for (const k of KINDS) {
+      const removed = await pruneOld(layout, k, config.keepFiles).catch(() => []);
+      if (removed.length) logger.info("pruned old certificate files", { kind: k, removed });
+    }
+    const now = this.d.clock();
+    const s = (await readState(layout)) ?? state;
+    await writeState(layout, { ...s, lastSuccess: now.toISOString(), lastError: undefined });
+    await this.evaluate(); // draws and persists deadlines for the new serials, refreshes metrics
+    this.d.onInstalled?.(kinds, s);
+    await runHooks(config.hooks, kinds, { logger, exec: this.d.exec, onFailure: (hook) => this.d.metrics.hookFailures.inc({ hook }) });
+  }
+
+  private async onFailure(kinds: CertKind[], message: string): Promise<void> {
+    const { logger, metrics, config } = this.d;
+    const delay = backoffDelay(this.consecutiveFailures, { baseMs: config.backoff.initial, capMs: config.backoff.max, random: this.d.random });
+    this.consecutiveFailures++;
+    this.lastError = message;
+    const now = this.d.clock();
+    this.nextAttemptAt = new Date(now.getTime() + delay);
+    metrics.renewalErrors.inc();
+    for (const k of kinds) metrics.renewals.inc({ kind: k, result: "failure" });
+    logger.error("renewal failed; the current certificates stay installed", { kinds, error: message, attempt: this.consecutiveFailures, retryInMs: delay });
+    const s = await readState(this.d.layout).catch(() => undefined);
+    if (s) await writeState(this.d.layout, { ...s, lastError: { at: now.toISOString(), message } }).catch(() => undefined);
+    this.retryTimer?.cancel();
+    if (!this.closed) {
+      this.retryTimer = this.d.setTimer(() => {
+        this.retryTimer = undefined;
+        this.nextAttemptAt = undefined;
+        void this.tick();
+      }, delay);
+    }
+  }
+
+  /** Waits for an in-flight renewal (an install is never cut in half by shutdown). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.retryTimer?.cancel();
+    await this.inFlight?.catch(() => undefined);
+  }
+}
