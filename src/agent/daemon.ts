@@ -64,7 +64,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   for (const action of await recoverOnStartup(layout, clock())) log.warn("startup recovery", { action });
   let state = await readState(layout);
   let resolveJoined!: (s: AgentState) => void;
-  const joined = new Promise<AgentState>((r) => (resolveJoined = r));
+  const installed = new Promise<AgentState>((r) => (resolveJoined = r));
   if (state?.certificates.client) resolveJoined(state);
 
   const metrics = new AgentMetrics(clock);
@@ -114,6 +114,11 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       return undefined;
     }
   };
+  // "Joined" means certificates are installed and the run that installed them has finished.
+  const joined = installed.then(async (s) => {
+    await renewer.idle();
+    return s;
+  });
   const scheduler = d.scheduler ?? cronScheduler(log);
   let job: ScheduledJob = scheduler(config.schedule, runCheck);
   log.info("agent started", { node: state?.nodeName ?? config.nodeName, root: layout.root, schedule: config.schedule, clientSerial: state?.certificates.client?.serial });

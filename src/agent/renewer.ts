@@ -115,11 +115,19 @@ export class Renewer {
     return this.renew(due.map((x) => x.kind), { force: true, decisions });
   }
 
-  /** Renews `kinds` now (only those due unless `force`). Concurrent calls share one run. */
+  /**
+   * Renews `kinds` now (only those due unless `force`). Runs never overlap: a request that
+   * arrives during a run waits for it, then runs on fresh decisions.
+   */
   renew(kinds: CertKind[], o: { force?: boolean; decisions?: Decision[] } = {}): Promise<RenewOutcome> {
-    if (this.inFlight) return this.inFlight;
-    this.inFlight = this.doRenew(kinds, o).finally(() => (this.inFlight = undefined));
-    return this.inFlight;
+    const prev = this.inFlight;
+    const opts = prev ? { ...o, decisions: undefined } : o;
+    const run = (prev ? prev.catch(() => undefined) : Promise.resolve()).then(() => this.doRenew(kinds, opts));
+    const tracked: Promise<RenewOutcome> = run.finally(() => {
+      if (this.inFlight === tracked) this.inFlight = undefined;
+    });
+    this.inFlight = tracked;
+    return tracked;
   }
 
   private async doRenew(kinds: CertKind[], o: { force?: boolean; decisions?: Decision[] }): Promise<RenewOutcome> {
@@ -248,6 +256,11 @@ export class Renewer {
         void this.tick();
       }, delay);
     }
+  }
+
+  /** Resolves once no renewal is running. */
+  async idle(): Promise<void> {
+    while (this.inFlight) await this.inFlight.catch(() => undefined);
   }
 
   /** Waits for an in-flight renewal (an install is never cut in half by shutdown). */

@@ -91,12 +91,12 @@ export interface TestServer extends RunningServer {
 }
 
 /** init + run a real server on a free loopback port. */
-export async function startServer(o: { dir?: string; clock?: FakeClock; overrides?: Record<string, unknown>; caCertPem?: string; caKeyPem?: string } = {}): Promise<TestServer> {
+export async function startServer(o: { dir?: string; clock?: FakeClock; overrides?: Record<string, unknown>; caCertPem?: string; caKeyPem?: string; listen?: string } = {}): Promise<TestServer> {
   const dir = o.dir ?? path.join(tempDir(), "server");
   const clock = o.clock;
   const init = await initServer({ dir, listen: "127.0.0.1:0", sans: ["localhost", "127.0.0.1"], caCertPem: o.caCertPem, caKeyPem: o.caKeyPem, now: clock ? clock.now() : new Date(), random });
   const { logger, lines } = captureLogger("server");
-  const s = await runServer({ dir, logger, clock: clock?.now, configOverrides: o.overrides });
+  const s = await runServer({ dir, logger, clock: clock?.now, configOverrides: o.overrides, listen: o.listen });
   return Object.assign(s, {
     dir,
     pin: init.pin,
