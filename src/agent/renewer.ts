@@ -68,8 +68,19 @@ export class Renewer {
     return this.d.config;
   }
 
-  /** Decides for every certificate; draws and persists deadlines for new serials when `persist`. */
-  async evaluate(persist = true): Promise<Decision[]> {
+  private evaluating: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Decides for every certificate; draws and persists deadlines for new serials when `persist`.
+   * Evaluations are serialized so two concurrent checks cannot draw two deadlines for one serial.
+   */
+  evaluate(persist = true): Promise<Decision[]> {
+    const run = this.evaluating.catch(() => undefined).then(() => this.evaluateNow(persist));
+    this.evaluating = run;
+    return run;
+  }
+
+  private async evaluateNow(persist: boolean): Promise<Decision[]> {
     const { layout, config } = this.d;
     const now = this.d.clock();
     let state = await readState(layout);
