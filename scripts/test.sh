@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/test-deps.sh
 npx --no-install tsc --noEmit -p .
+# Named files run alone; no arguments runs everything.
+if [ $# -eq 0 ]; then set -- "test/**/*.test.ts"; fi
 exec npx --no-install mocha "$@"

@@ -107,7 +107,11 @@ export class Renewer {
       decisions.push(dec);
       this.d.metrics.setCertificate(kind, dec.notAfter, dec.renewAt);
     }
-    if (dirty && state) await writeState(layout, state);
+    if (dirty && state) {
+      // Best effort: a full or read-only disk must not stop the evaluation, nor the renewal that
+      // follows (its own failure is reported). Unpersisted deadlines are drawn again next time.
+      await writeState(layout, state).catch((e) => this.d.logger.warn("could not persist renewal deadlines", { error: (e as Error).message }));
+    }
     this.lastDecisions = decisions;
     return decisions;
   }
@@ -142,7 +146,14 @@ export class Renewer {
   }
 
   private async doRenew(kinds: CertKind[], o: { force?: boolean; decisions?: Decision[] }): Promise<RenewOutcome> {
-    const decisions = o.decisions ?? (await this.evaluate());
+    let decisions: Decision[];
+    try {
+      decisions = o.decisions ?? (await this.evaluate());
+    } catch (e) {
+      const message = `cannot evaluate the installed certificates: ${(e as Error).message}`;
+      await this.onFailure(kinds, message);
+      return { renewed: [], skipped: [], error: message };
+    }
     const skipped: RenewOutcome["skipped"] = [];
     let todo = kinds;
     if (!o.force) {

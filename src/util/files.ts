@@ -26,7 +26,9 @@ export async function writeFileAtomic(file: string, data: string | Buffer, mode 
   } catch (e) {
     await fh.close().catch(() => undefined);
     await fs.rm(tmp, { force: true });
-    throw e;
+    // Errors from a file handle name no path ("ENOSPC: no space left on device, write"): say which file.
+    const err = e as NodeJS.ErrnoException;
+    throw Object.assign(new Error(`cannot write ${file}: ${err.message}`), { code: err.code, cause: e });
   }
   await fh.close();
   try {
