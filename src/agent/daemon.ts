@@ -18,6 +18,7 @@ import { startControlSocket } from "./control.js";
 import type { Exec } from "./hooks.js";
 import type { CertKind } from "../pki/csr.js";
 import { ensureDir } from "../util/files.js";
+import { Channel } from "./channel.js";
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -32,6 +33,8 @@ export interface AgentDeps {
   scheduler?: Scheduler;
   exec?: Exec;
   onInstalled?: (kinds: CertKind[], state: AgentState) => void;
+  /** Crypto provider facts for the hello message (FIPS reporting). */
+  crypto?: () => { provider: string; fips: boolean; selfTest?: "passed" | "failed" | "not-run" };
 }
 
 export interface RunningAgent {
@@ -39,6 +42,7 @@ export interface RunningAgent {
   healthPort: number;
   renewer: Renewer;
   metrics: AgentMetrics;
+  channel: Channel | undefined;
   state(): AgentState | undefined;
   /** Resolves when the node holds certificates (immediately if it already did). */
   joined: Promise<AgentState>;
@@ -68,6 +72,8 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   if (state?.certificates.client) resolveJoined(state);
 
   const metrics = new AgentMetrics(clock);
+  let evicted = state?.evicted;
+  let channel: Channel | undefined;
   const identity = d.identity ?? (() => nodeIdentity({ nodeName: config.nodeName ?? state?.nodeName, addresses: config.addresses, facts: d.hostFacts }));
   const renewer = new Renewer({
     config,
@@ -82,11 +88,27 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
     onInstalled: (kinds, s) => {
       state = s;
       resolveJoined(s);
+      channel?.afterInstall(kinds);
       d.onInstalled?.(kinds, s);
     },
   });
+  if (config.channel.enabled && !evicted) {
+    channel = new Channel({
+      layout,
+      logger: log,
+      clock,
+      random,
+      renewer,
+      identity,
+      crypto: d.crypto,
+      serverUrl: async () => config.server ?? (await readState(layout))?.server,
+      options: { heartbeatMs: config.channel.heartbeat, reconnectInitialMs: config.channel.reconnectInitial, reconnectMaxMs: config.channel.reconnectMax },
+      onEvicted: (reason) => (evicted = { at: clock().toISOString(), reason }),
+    });
+  }
 
   const readiness = async (): Promise<Readiness> => {
+    if (evicted) return { ready: false, reason: `evicted by the control plane at ${evicted.at}: ${evicted.reason}` };
     const client = renewer.lastDecisions.find((x) => x.kind === "client");
     if (!client || !client.notAfter) return { ready: false, reason: client?.reason ?? "not evaluated yet" };
     if (client.action === "urgent") return { ready: false, reason: `client certificate: ${client.reason}` };
@@ -108,6 +130,8 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
 
   const runCheck = async () => {
     try {
+      // An evicted node keeps watching its certificates but asks for nothing.
+      if (evicted) return { renewed: [], skipped: [], decisions: await renewer.evaluate() };
       return await renewer.tick();
     } catch (e) {
       log.error("certificate check failed", { error: (e as Error).message });
@@ -125,13 +149,16 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   if (!state && !(config.tokenFile && config.server && config.caCertHash)) {
     log.warn("node has no certificates and no join configuration: set server, caCertHash and tokenFile in agent.yaml, or run 'nodecert join'", { root: layout.root });
   }
+  if (evicted) log.error("this node was evicted by the control plane; it will not renew or connect until it re-joins", { at: evicted.at, reason: evicted.reason });
   const firstCheck = runCheck();
+  channel?.start();
 
   return {
     layout,
     healthPort: health.port,
     renewer,
     metrics,
+    channel,
     state: () => state,
     joined,
     readiness,
@@ -150,6 +177,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
     },
     async close() {
       job.stop();
+      await channel?.stop();
       await firstCheck;
       await renewer.close();
       await control?.close();

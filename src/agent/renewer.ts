@@ -6,7 +6,7 @@ import type { AgentConfig } from "../config/agent.js";
 import type { Logger } from "../log.js";
 import type { CertKind } from "../pki/csr.js";
 import { createNodeCsr } from "../pki/csr.js";
-import { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem } from "../pki/keys.js";
+import { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem, type KeyAlgorithm } from "../pki/keys.js";
 import { privateKeyBlock } from "../pki/pem.js";
 import { verifyNodeCertificate } from "../pki/verify.js";
 import { PROTOCOL_VERSION, RenewResponse, type RenewRequest } from "../protocol/messages.js";
@@ -68,6 +68,16 @@ export class Renewer {
     return this.d.config;
   }
 
+  /** The key algorithm in force: a pushed override (persisted) or the configured one. */
+  private keyAlgorithmFor(state: AgentState | undefined): KeyAlgorithm {
+    return (state?.keyAlgorithm as KeyAlgorithm | undefined) ?? this.d.config.keyAlgorithm;
+  }
+
+  async setKeyAlgorithm(alg: KeyAlgorithm): Promise<void> {
+    const s = await readState(this.d.layout);
+    if (s && s.keyAlgorithm !== alg) await writeState(this.d.layout, { ...s, keyAlgorithm: alg });
+  }
+
   private evaluating: Promise<unknown> = Promise.resolve();
 
   /**
@@ -103,7 +113,7 @@ export class Renewer {
         }
         return effectiveRenewAt(notAfter, drawn, config.renewBefore);
       };
-      const dec = decide({ kind, pem, now, renewAt, nodeName: state?.nodeName ?? identity.nodeName, servingSans: identity.servingSans, keyAlgorithm: config.keyAlgorithm, trustBundlePem: trust });
+      const dec = decide({ kind, pem, now, renewAt, nodeName: state?.nodeName ?? identity.nodeName, servingSans: identity.servingSans, keyAlgorithm: this.keyAlgorithmFor(state), trustBundlePem: trust });
       decisions.push(dec);
       this.d.metrics.setCertificate(kind, dec.notAfter, dec.renewAt);
     }
@@ -192,7 +202,7 @@ export class Renewer {
     const pin = config.caCertHash ?? prev?.caPin;
     if (!server || !pin) throw new RenewError("cannot join: set server and caCertHash in the agent configuration");
     logger.info(prev ? "client certificate unusable; re-joining with the bootstrap token" : "joining", { server });
-    return join({ server, token, caCertHash: pin, layout, identity: await this.d.identity(), keyAlgorithm: config.keyAlgorithm, now: this.d.clock, logger });
+    return join({ server, token, caCertHash: pin, layout, identity: await this.d.identity(), keyAlgorithm: this.keyAlgorithmFor(prev), now: this.d.clock, logger });
   }
 
   private async renewOverMtls(kinds: CertKind[]): Promise<AgentState> {
@@ -207,9 +217,11 @@ export class Renewer {
     const keys: Partial<Record<CertKind, { keyPem: string; csr: string }>> = {};
     for (const kind of kinds) {
       const existing = config.reuseKey ? privateKeyBlock((await readCurrent(layout, kind)) ?? "") : undefined;
-      const pair = existing ? await importPrivateKeyPem(existing) : await generateKeyPair(config.keyAlgorithm);
+      const alg = this.keyAlgorithmFor(state);
+      const reusable = existing && (await importPrivateKeyPem(existing)).algorithm === alg ? existing : undefined;
+      const pair = reusable ? await importPrivateKeyPem(reusable) : await generateKeyPair(alg);
       keys[kind] = {
-        keyPem: existing ?? (await exportPrivateKeyPem(pair.privateKey)),
+        keyPem: reusable ?? (await exportPrivateKeyPem(pair.privateKey)),
         csr: await createNodeCsr({ kind, nodeName: state.nodeName, keys: pair, sans: kind === "serving" ? identity.servingSans : undefined }),
       };
     }

@@ -24,6 +24,10 @@ export const AgentState = z.object({
   joinedAt: z.string(),
   certificates: z.object({ client: CertState.optional(), serving: CertState.optional() }),
   lastSuccess: z.string().optional(),
+  /** Set by a rotate command that asked for another key algorithm; wins over the config. */
+  keyAlgorithm: z.string().optional(),
+  /** Set when the control plane evicted this node. */
+  evicted: z.object({ at: z.string(), reason: z.string() }).optional(),
   lastError: z.object({ at: z.string(), message: z.string() }).optional(),
 });
 export type AgentState = z.infer<typeof AgentState>;

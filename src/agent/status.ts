@@ -21,6 +21,7 @@ export interface StatusRow {
   problem?: string;
   nextRenewal?: string;
   lastError?: string;
+  evicted?: string;
 }
 
 export async function certificateStatus(layout: NodeLayout, now: Date): Promise<StatusRow[]> {
@@ -40,6 +41,7 @@ export async function certificateStatus(layout: NodeLayout, now: Date): Promise<
     const rec = state?.certificates[kind];
     if (rec?.renewAt && rec.serial === row.serial) row.nextRenewal = rec.renewAt;
     if (state?.lastError) row.lastError = `${state.lastError.at}: ${state.lastError.message}`;
+    if (state?.evicted) row.evicted = `${state.evicted.at}: ${state.evicted.reason} (re-join with a new bootstrap token)`;
     rows.push(row);
   }
   const ca = await fs.readFile(layout.caFile, "utf8").catch(() => undefined);
@@ -98,5 +100,6 @@ export function formatStatusTable(rows: StatusRow[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd();
   const lastError = rows.find((r) => r.lastError)?.lastError;
-  return [line(header), ...body.map(line)].join("\n") + "\n" + (lastError ? `\nLAST ERROR: ${lastError}\n` : "");
+  const evicted = rows.find((r) => r.evicted)?.evicted;
+  return [line(header), ...body.map(line)].join("\n") + "\n" + (lastError ? `\nLAST ERROR: ${lastError}\n` : "") + (evicted ? `\nEVICTED: ${evicted}\n` : "");
 }

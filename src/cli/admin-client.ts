@@ -3,6 +3,10 @@ import { promises as fs } from "node:fs";
 import { serverPaths } from "../server/paths.js";
 import { describeErrorBody, requestJson } from "../util/https-client.js";
 
+export async function adminGet(dir: string, route: string, serverUrl?: string): Promise<unknown> {
+  return adminRequest(dir, route, undefined, serverUrl);
+}
+
 export async function adminRequest(dir: string, route: string, body: unknown, serverUrl?: string): Promise<unknown> {
   const p = serverPaths(dir);
   let cert: string, key: string, ca: string, url: string;

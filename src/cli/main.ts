@@ -6,6 +6,7 @@ import { registerJoin } from "./join.js";
 import { registerStatus } from "./status.js";
 import { registerAgent } from "./agent.js";
 import { registerRenew } from "./renew.js";
+import { registerFleet } from "./fleet.js";
 import { AGENT_VERSION } from "../agent/identity.js";
 
 const program = new Command()
@@ -19,6 +20,7 @@ registerJoin(program);
 registerStatus(program);
 registerAgent(program);
 registerRenew(program);
+registerFleet(program);
 
 program.parseAsync(process.argv).catch((e: Error) => {
   process.stderr.write(`error: ${e.message}\n`);

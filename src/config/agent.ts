@@ -59,6 +59,16 @@ export const AgentConfig = z
     /** Not ready when the client certificate expires within this window and renewals are failing. */
     dangerWindow: durationMs.default(86_400_000),
     hooks: z.array(Hook).default(DEFAULT_HOOKS as never),
+    /** The WebSocket to the control plane for pushed rotations and trust bundles. */
+    channel: z
+      .object({
+        enabled: z.boolean().default(true),
+        heartbeat: durationMs.default(30_000),
+        reconnectInitial: durationMs.default(1000),
+        reconnectMax: durationMs.default(60_000),
+      })
+      .strict()
+      .default({ enabled: true, heartbeat: 30_000, reconnectInitial: 1000, reconnectMax: 60_000 }),
     /** Unix socket for `nodecert renew` (default: <root>/var/lib/nodecert/control.sock). */
     controlSocket: z.string().optional(),
   })

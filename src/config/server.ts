@@ -34,6 +34,15 @@ export const ServerConfig = z
      * was off). 0 (default) means never: such a node re-joins with a bootstrap token.
      */
     renewAfterExpiry: duration.default(0),
+    caRotation: z
+      .object({
+        /** Advance phases as soon as nothing blocks them; off: the operator runs `nodecert ca advance`. */
+        autoAdvance: z.boolean().default(true),
+        /** Nodes re-issued at once in the switch phase. */
+        maxInFlight: z.number().int().min(1).default(5),
+      })
+      .strict()
+      .default({ autoAdvance: true, maxInFlight: 5 }),
     tokens: z
       .object({
         maxFailures: z.number().int().positive().default(10),

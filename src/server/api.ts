@@ -10,7 +10,7 @@ import { normalizeSerial } from "../pki/certificate-info.js";
 import type { RandomBytes } from "../pki/certificate.js";
 import type { ServerConfig } from "../config/server.js";
 import type { Logger } from "../log.js";
-import type { LoadedCa } from "./ca.js";
+import type { Authority } from "./authority.js";
 import type { Store } from "./store/store.js";
 import { HttpError } from "./http-error.js";
 import { checkToken, FailureLimiter, generateToken, hashSecret, parseToken } from "./tokens.js";
@@ -19,12 +19,14 @@ import { sign } from "./signer.js";
 
 export interface ApiDeps {
   config: ServerConfig;
-  ca: LoadedCa;
+  authority: Authority;
   store: Store;
   logger: Logger;
   clock: () => Date;
   random: RandomBytes;
   tls: { certPem: string; keyPem: string };
+  /** Admin routes beyond tokens (fleet, campaigns, CA rotation), registered by the caller. */
+  registerAdmin?: (app: FastifyInstance, requireAdmin: (req: FastifyRequest) => Promise<void>) => void;
 }
 
 export const TLS13_ONLY = { minVersion: "TLSv1.3", maxVersion: "TLSv1.3" } as const;
@@ -36,7 +38,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     https: {
       key: d.tls.keyPem,
       cert: d.tls.certPem,
-      ca: d.ca.bundlePem + d.ca.intermediatesPem,
+      ca: d.authority.trustBundle + d.authority.intermediates,
       // Client certificates are requested but optional: join uses a bearer token, admin and
       // (later) renewal require a verified certificate, checked per route.
       requestCert: true,
@@ -70,7 +72,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
   app.get("/healthz", async () => ({ ok: true }));
 
   // Fetched by a joining node without trust; the node checks it against its CA pin.
-  app.get("/v1/ca", async () => CaBundleResponse.parse({ v: PROTOCOL_VERSION, caBundle: d.ca.bundlePem }));
+  app.get("/v1/ca", async () => CaBundleResponse.parse({ v: PROTOCOL_VERSION, caBundle: d.authority.trustBundle }));
 
   app.post("/v1/join", async (req): Promise<JoinResponse> => {
     const now = d.clock();
@@ -102,9 +104,9 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       throw new HttpError(403, "denied", decision.reason, decision.rule);
     }
     const subject = nodeSubject(jr.nodeName);
-    const signedClient = await sign(d.ca, { owner: jr.nodeName, subject, spki: client.spki, kind: "client", lifetimeMs: d.config.certificates.maxClientLifetime }, now, d.random);
+    const signedClient = await sign(d.authority.signer, { owner: jr.nodeName, subject, spki: client.spki, kind: "client", lifetimeMs: d.config.certificates.maxClientLifetime }, now, d.random);
     const signedServing = await sign(
-      d.ca,
+      d.authority.signer,
       { owner: jr.nodeName, subject, spki: serving.spki, kind: "serving", sans: [...serving.sans.dns, ...serving.sans.ip], lifetimeMs: d.config.certificates.maxServingLifetime },
       now,
       d.random,
@@ -126,7 +128,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       v: PROTOCOL_VERSION,
       nodeName: jr.nodeName,
       certificates: { client: signedClient.chainPem, serving: signedServing.chainPem },
-      caBundle: d.ca.bundlePem,
+      caBundle: d.authority.trustBundle,
       apiServer: d.config.apiServerUrl,
     };
   });
@@ -165,10 +167,10 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     if (!decision.allowed) return deny(403, "denied", decision.reason, decision.rule, nodeName);
     const subject = nodeSubject(nodeName);
     const signedClient = client
-      ? await sign(d.ca, { owner: nodeName, subject, spki: client.spki, kind: "client", lifetimeMs: d.config.certificates.maxClientLifetime }, now, d.random)
+      ? await sign(d.authority.signer, { owner: nodeName, subject, spki: client.spki, kind: "client", lifetimeMs: d.config.certificates.maxClientLifetime }, now, d.random)
       : undefined;
     const signedServing = serving
-      ? await sign(d.ca, { owner: nodeName, subject, spki: serving.spki, kind: "serving", sans: [...serving.sans.dns, ...serving.sans.ip], lifetimeMs: d.config.certificates.maxServingLifetime }, now, d.random)
+      ? await sign(d.authority.signer, { owner: nodeName, subject, spki: serving.spki, kind: "serving", sans: [...serving.sans.dns, ...serving.sans.ip], lifetimeMs: d.config.certificates.maxServingLifetime }, now, d.random)
       : undefined;
     const records = [signedClient?.record, signedServing?.record].filter((r) => r !== undefined);
     await d.store.commitRenewal({
@@ -184,12 +186,12 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       v: PROTOCOL_VERSION,
       nodeName,
       certificates: { client: signedClient?.chainPem, serving: signedServing?.chainPem },
-      caBundle: d.ca.bundlePem,
+      caBundle: d.authority.trustBundle,
     };
   });
 
   app.post("/v1/admin/tokens", async (req) => {
-    await requireAdmin(req, d.store, d.ca, d.clock());
+    await requireAdmin(req, d.store, d.authority, d.clock());
     const body = TokenCreateRequest.safeParse(req.body);
     if (!body.success) throw new HttpError(400, "invalid-request", describeZodError(body.error));
     const now = d.clock();
@@ -202,6 +204,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     return { token, id, expiresAt: expiresAt.toISOString() };
   });
 
+  d.registerAdmin?.(app, (req) => requireAdmin(req, d.store, d.authority, d.clock()));
   return app;
 }
 
@@ -214,9 +217,9 @@ async function parseCsrOr400(pem: string, kind: string): Promise<ParsedCsr> {
 }
 
 /** Admin endpoints answer only to the admin certificate this server issued at init. */
-async function requireAdmin(req: FastifyRequest, store: Store, ca: LoadedCa, now: Date): Promise<void> {
+async function requireAdmin(req: FastifyRequest, store: Store, authority: Authority, now: Date): Promise<void> {
   const socket = req.raw.socket as TLSSocket;
-  const pc = isTlsSocket(socket) ? checkPeer(socket, ca.bundlePem, now, ca.intermediatesPem) : undefined;
+  const pc = isTlsSocket(socket) ? checkPeer(socket, authority.trustBundle, now, authority.intermediates) : undefined;
   if (!pc || !pc.ok || pc.expired) {
     throw new HttpError(401, "admin-auth-required", "admin endpoints need the admin client certificate from 'nodecert server init' (mTLS)");
   }
@@ -236,7 +239,7 @@ async function authenticateNode(
 ): Promise<PeerIdentity> {
   const socket = req.raw.socket;
   if (!isTlsSocket(socket)) return deny(401, "client-cert-required", "renewal needs the node's current client certificate (mTLS)");
-  const pc = checkPeer(socket, d.ca.bundlePem, now, d.ca.intermediatesPem);
+  const pc = checkPeer(socket, d.authority.trustBundle, now, d.authority.intermediates);
   if (!pc.ok) return deny(401, "client-cert-required", pc.reason);
   const info = pc.peer.info;
   const cn = info.subjectCN ?? "";

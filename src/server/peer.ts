@@ -1,8 +1,8 @@
 // Authenticates the TLS client certificate of a request against the CA, on the server's clock.
 // Node's own `authorized` flag uses the wall clock, which tests cannot move; this one can.
-import type { TLSSocket, PeerCertificate, DetailedPeerCertificate } from "node:tls";
+import type { TLSSocket } from "node:tls";
+import { peerChain } from "../util/peer-chain.js";
 import { X509Certificate } from "node:crypto";
-import { encodePem } from "../pki/pem.js";
 import { chainProblems } from "../pki/verify.js";
 import { certificateInfo, type CertificateInfo } from "../pki/certificate-info.js";
 
@@ -10,21 +10,6 @@ export interface PeerIdentity {
   /** Leaf first. */
   chainPem: string;
   info: CertificateInfo;
-}
-
-/** The chain the client sent (leaf first), or undefined when it sent no certificate. */
-export function peerChain(socket: TLSSocket): string | undefined {
-  const leaf = socket.getPeerCertificate?.(true) as DetailedPeerCertificate | undefined;
-  if (!leaf || !leaf.raw) return undefined;
-  const pems: string[] = [];
-  const seen = new Set<string>();
-  let cur: PeerCertificate | DetailedPeerCertificate | undefined = leaf;
-  while (cur && cur.raw && !seen.has(cur.fingerprint256)) {
-    seen.add(cur.fingerprint256);
-    pems.push(encodePem("CERTIFICATE", cur.raw));
-    cur = (cur as DetailedPeerCertificate).issuerCertificate;
-  }
-  return pems.join("");
 }
 
 export type PeerCheck = { ok: true; peer: PeerIdentity; expired: boolean } | { ok: false; reason: string };

@@ -1,4 +1,5 @@
-// Starts the control plane from its directory: config, CA, store, HTTPS API.
+// Starts the control plane from its directory: config, CA, store, HTTPS API, fleet channel,
+// rotation campaigns and CA rotation.
 import { promises as fs } from "node:fs";
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
@@ -9,7 +10,12 @@ import { loadCa, type LoadedCa } from "./ca.js";
 import { serverPaths, type ServerPaths } from "./paths.js";
 import { SqliteStore } from "./store/sqlite.js";
 import type { Store } from "./store/store.js";
-import { buildApi } from "./api.js";
+import { buildApi, TLS13_ONLY } from "./api.js";
+import { Authority, bundleSha256 } from "./authority.js";
+import { Hub } from "./hub.js";
+import { Campaigns, DEFAULT_CAMPAIGN_OPTIONS, type CampaignOptions } from "./campaigns.js";
+import { CaRotation } from "./ca-rotation.js";
+import { registerAdminRoutes } from "./admin-api.js";
 
 export interface RunOptions {
   dir: string;
@@ -19,6 +25,8 @@ export interface RunOptions {
   random?: (n: number) => Uint8Array;
   /** Overrides parts of server.yaml (tests). */
   configOverrides?: Record<string, unknown>;
+  heartbeatMs?: number;
+  campaignOptions?: Partial<CampaignOptions>;
 }
 
 export interface RunningServer {
@@ -27,49 +35,94 @@ export interface RunningServer {
   port: number;
   paths: ServerPaths;
   config: ServerConfig;
-  ca: LoadedCa;
+  /** The CA that signs right now (changes during a CA rotation). */
+  readonly ca: LoadedCa;
+  authority: Authority;
   store: Store;
+  hub: Hub;
+  campaigns: Campaigns;
+  caRotation: CaRotation;
   close(): Promise<void>;
 }
 
 export async function runServer(o: RunOptions): Promise<RunningServer> {
   const paths = serverPaths(o.dir);
   const config = loadYamlConfig(ServerConfig, paths.config, { ...(o.configOverrides ?? {}), listen: o.listen });
-  const ca = await loadCa(paths);
+  const clock = o.clock ?? (() => new Date());
+  const random = o.random ?? ((n: number) => randomBytes(n));
+  const authority = new Authority(await loadCa(paths));
   const store = new SqliteStore(paths.db);
-  const tls = { certPem: await fs.readFile(paths.tlsCert, "utf8"), keyPem: await fs.readFile(paths.tlsKey, "utf8") };
-  const app = await buildApi({
+  const readTls = async () => ({ certPem: await fs.readFile(paths.tlsCert, "utf8"), keyPem: await fs.readFile(paths.tlsKey, "utf8") });
+  const hub = new Hub({ store, authority, logger: o.logger, clock, heartbeatMs: o.heartbeatMs ?? 30_000 });
+  const campaigns = new Campaigns({ store, hub, logger: o.logger, clock, options: { ...DEFAULT_CAMPAIGN_OPTIONS, ...(o.campaignOptions ?? {}) } });
+  let app: FastifyInstance | undefined;
+  const caRotation = new CaRotation({
+    store,
+    authority,
+    hub,
+    campaigns,
+    paths,
+    logger: o.logger,
+    clock,
+    random,
+    serverSans: config.sans,
+    maxInFlight: config.caRotation.maxInFlight,
+    autoAdvance: config.caRotation.autoAdvance,
+    reloadTls: async () => {
+      const tls = await readTls();
+      app?.server && (app.server as unknown as import("node:tls").Server).setSecureContext({ key: tls.keyPem, cert: tls.certPem, ca: authority.trustBundle + authority.intermediates, ...TLS13_ONLY });
+    },
+  });
+  await caRotation.resume(authority.signer);
+  app = await buildApi({
     config,
-    ca,
+    authority,
     store,
     logger: o.logger,
-    clock: o.clock ?? (() => new Date()),
-    random: o.random ?? ((n) => randomBytes(n)),
-    tls,
+    clock,
+    random,
+    tls: await readTls(),
+    registerAdmin: (a, requireAdmin) => registerAdminRoutes(a, requireAdmin, { store, hub, campaigns, caRotation, logger: o.logger, clock, autoAdvance: config.caRotation.autoAdvance }),
+  });
+  hub.attach(app.server);
+  // A node whose trust bundle is stale (offline during a CA rotation, say) gets the current one.
+  hub.on("hello", (node, hello) => {
+    if (hello.trustBundleSha256 !== bundleSha256(authority.trustBundle)) hub.send(node, { type: "trust-bundle", bundle: authority.trustBundle });
   });
   const { host, port } = parseListen(config.listen);
   try {
     await app.listen({ host, port });
   } catch (e) {
+    await hub.close();
     await store.close();
     const err = e as NodeJS.ErrnoException;
     if (err.code === "EADDRINUSE") throw new Error(`cannot listen on ${config.listen}: the address is in use; stop the other process or pass --listen`);
     throw e;
   }
+  await campaigns.resume();
   const addr = app.server.address();
   const boundPort = typeof addr === "object" && addr ? addr.port : port;
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
-  o.logger.info("control plane listening", { listen: `${host}:${boundPort}`, caPin: ca.pin, tls: "TLSv1.3 only" });
+  o.logger.info("control plane listening", { listen: `${host}:${boundPort}`, caPin: authority.signer.pin, tls: "TLSv1.3 only" });
+  const running = app;
   return {
-    app,
+    app: running,
     url: `https://${urlHost}:${boundPort}`,
     port: boundPort,
     paths,
     config,
-    ca,
+    get ca() {
+      return authority.signer;
+    },
+    authority,
     store,
+    hub,
+    campaigns,
+    caRotation,
     async close() {
-      await app.close();
+      campaigns.stop();
+      await hub.close();
+      await running.close();
       await store.close();
     },
   };

@@ -41,6 +41,7 @@ export async function sign(ca: LoadedCa, req: SignRequest, now: Date, random: Ra
       notAfter: leaf.notAfter,
       fingerprint256: certificateInfo(leaf.pem).fingerprint256,
       issuedAt: now,
+      issuerFingerprint: certificateInfo(ca.issuer.certPem).fingerprint256,
     },
   };
 }

@@ -18,7 +18,7 @@ describe("server/store/sqlite (a real SQLite file)", () => {
     assert.equal(statSync(file).mode & 0o777, 0o600);
     requireTool(this, "sqlite3");
     const r = await run("sqlite3", [file, "PRAGMA user_version; SELECT name FROM sqlite_master WHERE type='table' ORDER BY name;"]);
-    assert.equal(r.stdout.trim().split("\n").join(","), `${MIGRATIONS.length},audit,certificates,nodes,sqlite_sequence,tokens`);
+    assert.equal(r.stdout.trim().split("\n").join(","), `${MIGRATIONS.length},audit,campaign_nodes,campaigns,certificates,kv,nodes,sqlite_sequence,tokens`);
   });
 
   it("spends a single-use token exactly once, atomically with the node's certificates", async () => {

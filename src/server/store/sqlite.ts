@@ -1,7 +1,7 @@
 // SQLite-backed store (better-sqlite3). The schema is versioned with PRAGMA user_version.
 import Database from "better-sqlite3";
 import { chmodSync, existsSync } from "node:fs";
-import type { AuditEvent, IssuedCertRecord, JoinCommit, NodeRecord, RenewalCommit, Store } from "./store.js";
+import type { AuditEvent, CampaignNodeRecord, CampaignRecord, IssuedCertRecord, JoinCommit, NodeRecord, NodeReport, RenewalCommit, Store } from "./store.js";
 import type { TokenRecord } from "../tokens.js";
 
 /** Each entry upgrades the schema by one version; never edit a released entry, append. */
@@ -44,6 +44,34 @@ export const MIGRATIONS: string[] = [
   // v2: renewal lineage and eviction.
   `ALTER TABLE nodes ADD COLUMN confirmed_serial TEXT;
    ALTER TABLE nodes ADD COLUMN evicted_at INTEGER;`,
+  // v3: fleet reports, issuers, rotation campaigns, CA rotation state.
+  `ALTER TABLE nodes ADD COLUMN reported TEXT;
+   ALTER TABLE nodes ADD COLUMN last_hello INTEGER;
+   ALTER TABLE certificates ADD COLUMN issuer_fp TEXT;
+   CREATE TABLE campaigns (
+     id TEXT PRIMARY KEY,
+     created_at INTEGER NOT NULL,
+     state TEXT NOT NULL,
+     max_in_flight INTEGER NOT NULL,
+     reason TEXT NOT NULL,
+     which TEXT NOT NULL,
+     key_algorithm TEXT,
+     finished_at INTEGER
+   );
+   CREATE TABLE campaign_nodes (
+     campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+     node TEXT NOT NULL,
+     state TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     last_error TEXT,
+     started_at INTEGER,
+     finished_at INTEGER,
+     command_id TEXT,
+     next_attempt_at INTEGER,
+     serials TEXT,
+     PRIMARY KEY (campaign_id, node)
+   );
+   CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -72,6 +100,8 @@ interface NodeRow {
   last_seen: number;
   confirmed_serial: string | null;
   evicted_at: number | null;
+  reported: string | null;
+  last_hello: number | null;
 }
 
 const nodeFromRow = (r: NodeRow): NodeRecord => ({
@@ -81,7 +111,44 @@ const nodeFromRow = (r: NodeRow): NodeRecord => ({
   lastSeen: new Date(r.last_seen),
   confirmedSerial: r.confirmed_serial ?? undefined,
   evictedAt: r.evicted_at === null ? undefined : new Date(r.evicted_at),
+  reported: r.reported ? JSON.parse(r.reported) : undefined,
+  lastHello: r.last_hello === null ? undefined : new Date(r.last_hello),
 });
+
+interface CampaignRow {
+  id: string;
+  created_at: number;
+  state: string;
+  max_in_flight: number;
+  reason: string;
+  which: string;
+  key_algorithm: string | null;
+  finished_at: number | null;
+}
+
+const campaignFromRow = (r: CampaignRow): CampaignRecord => ({
+  id: r.id,
+  createdAt: new Date(r.created_at),
+  state: r.state as CampaignRecord["state"],
+  maxInFlight: r.max_in_flight,
+  reason: r.reason,
+  which: JSON.parse(r.which),
+  keyAlgorithm: r.key_algorithm ?? undefined,
+  finishedAt: r.finished_at === null ? undefined : new Date(r.finished_at),
+});
+
+interface CampaignNodeRow {
+  campaign_id: string;
+  node: string;
+  state: string;
+  attempts: number;
+  last_error: string | null;
+  started_at: number | null;
+  finished_at: number | null;
+  command_id: string | null;
+  next_attempt_at: number | null;
+  serials: string | null;
+}
 
 interface CertRow {
   serial: string;
@@ -91,6 +158,7 @@ interface CertRow {
   not_after: number;
   fingerprint: string;
   issued_at: number;
+  issuer_fp: string | null;
 }
 
 const certFromRow = (r: CertRow): IssuedCertRecord => ({
@@ -101,6 +169,7 @@ const certFromRow = (r: CertRow): IssuedCertRecord => ({
   notAfter: new Date(r.not_after),
   fingerprint256: r.fingerprint,
   issuedAt: new Date(r.issued_at),
+  issuerFingerprint: r.issuer_fp ?? undefined,
 });
 
 export class SqliteStore implements Store {
@@ -163,8 +232,8 @@ export class SqliteStore implements Store {
 
   private insertCert(c: IssuedCertRecord): void {
     this.db
-      .prepare(`INSERT INTO certificates (serial, node, kind, not_before, not_after, fingerprint, issued_at) VALUES (?,?,?,?,?,?,?)`)
-      .run(c.serial, c.node, c.kind, c.notBefore.getTime(), c.notAfter.getTime(), c.fingerprint256, c.issuedAt.getTime());
+      .prepare(`INSERT INTO certificates (serial, node, kind, not_before, not_after, fingerprint, issued_at, issuer_fp) VALUES (?,?,?,?,?,?,?,?)`)
+      .run(c.serial, c.node, c.kind, c.notBefore.getTime(), c.notAfter.getTime(), c.fingerprint256, c.issuedAt.getTime(), c.issuerFingerprint ?? null);
   }
 
   private insertAudit(e: AuditEvent): void {
@@ -211,6 +280,73 @@ export class SqliteStore implements Store {
       for (const cert of c.certificates) this.insertCert(cert);
       this.insertAudit(c.audit);
     })();
+  }
+
+  async recordReport(name: string, report: NodeReport, at: Date): Promise<void> {
+    this.db.prepare(`UPDATE nodes SET reported = ?, last_hello = ?, last_seen = ? WHERE name = ?`).run(JSON.stringify(report), at.getTime(), at.getTime(), name);
+  }
+
+  async createCampaign(c: CampaignRecord, nodes: string[]): Promise<void> {
+    this.db.transaction(() => {
+      this.db
+        .prepare(`INSERT INTO campaigns (id, created_at, state, max_in_flight, reason, which, key_algorithm) VALUES (?,?,?,?,?,?,?)`)
+        .run(c.id, c.createdAt.getTime(), c.state, c.maxInFlight, c.reason, JSON.stringify(c.which), c.keyAlgorithm ?? null);
+      const ins = this.db.prepare(`INSERT INTO campaign_nodes (campaign_id, node, state) VALUES (?, ?, 'pending')`);
+      for (const n of nodes) ins.run(c.id, n);
+    })();
+  }
+
+  async getCampaign(id: string): Promise<CampaignRecord | undefined> {
+    const r = this.db.prepare(`SELECT * FROM campaigns WHERE id = ?`).get(id) as CampaignRow | undefined;
+    return r ? campaignFromRow(r) : undefined;
+  }
+
+  async listCampaigns(): Promise<CampaignRecord[]> {
+    return (this.db.prepare(`SELECT * FROM campaigns ORDER BY created_at, rowid`).all() as CampaignRow[]).map(campaignFromRow);
+  }
+
+  async updateCampaign(id: string, patch: Partial<Pick<CampaignRecord, "state" | "finishedAt">>): Promise<void> {
+    if (patch.state) this.db.prepare(`UPDATE campaigns SET state = ? WHERE id = ?`).run(patch.state, id);
+    if (patch.finishedAt) this.db.prepare(`UPDATE campaigns SET finished_at = ? WHERE id = ?`).run(patch.finishedAt.getTime(), id);
+  }
+
+  async listCampaignNodes(id: string): Promise<CampaignNodeRecord[]> {
+    return (this.db.prepare(`SELECT * FROM campaign_nodes WHERE campaign_id = ? ORDER BY node`).all(id) as CampaignNodeRow[]).map((r) => ({
+      campaignId: r.campaign_id,
+      node: r.node,
+      state: r.state as CampaignNodeRecord["state"],
+      attempts: r.attempts,
+      lastError: r.last_error ?? undefined,
+      startedAt: r.started_at === null ? undefined : new Date(r.started_at),
+      finishedAt: r.finished_at === null ? undefined : new Date(r.finished_at),
+      commandId: r.command_id ?? undefined,
+      nextAttemptAt: r.next_attempt_at === null ? undefined : new Date(r.next_attempt_at),
+      serials: r.serials ? JSON.parse(r.serials) : undefined,
+    }));
+  }
+
+  async updateCampaignNode(id: string, node: string, patch: Partial<Omit<CampaignNodeRecord, "campaignId" | "node">>): Promise<void> {
+    const cols: Record<string, unknown> = {};
+    if ("state" in patch) cols.state = patch.state;
+    if ("attempts" in patch) cols.attempts = patch.attempts;
+    if ("lastError" in patch) cols.last_error = patch.lastError ?? null;
+    if ("startedAt" in patch) cols.started_at = patch.startedAt?.getTime() ?? null;
+    if ("finishedAt" in patch) cols.finished_at = patch.finishedAt?.getTime() ?? null;
+    if ("commandId" in patch) cols.command_id = patch.commandId ?? null;
+    if ("nextAttemptAt" in patch) cols.next_attempt_at = patch.nextAttemptAt?.getTime() ?? null;
+    if ("serials" in patch) cols.serials = patch.serials ? JSON.stringify(patch.serials) : null;
+    const keys = Object.keys(cols);
+    if (!keys.length) return;
+    this.db.prepare(`UPDATE campaign_nodes SET ${keys.map((k) => `${k} = ?`).join(", ")} WHERE campaign_id = ? AND node = ?`).run(...keys.map((k) => cols[k]), id, node);
+  }
+
+  async getKv<T>(key: string): Promise<T | undefined> {
+    const r = this.db.prepare(`SELECT value FROM kv WHERE key = ?`).get(key) as { value: string } | undefined;
+    return r ? (JSON.parse(r.value) as T) : undefined;
+  }
+
+  async setKv(key: string, value: unknown): Promise<void> {
+    this.db.prepare(`INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`).run(key, JSON.stringify(value));
   }
 
   async setEvicted(name: string, at: Date | undefined): Promise<void> {

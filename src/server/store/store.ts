@@ -12,6 +12,8 @@ export interface IssuedCertRecord {
   notAfter: Date;
   fingerprint256: string;
   issuedAt: Date;
+  /** SHA-256 fingerprint of the CA certificate that signed it (for CA rotation). */
+  issuerFingerprint?: string;
 }
 
 export interface NodeRecord {
@@ -22,6 +24,45 @@ export interface NodeRecord {
   /** The last client certificate the node proved it holds (authenticated with). */
   confirmedSerial?: string;
   evictedAt?: Date;
+  /** What the agent last reported over the channel (hello/status). */
+  reported?: NodeReport;
+  lastHello?: Date;
+}
+
+export interface NodeReport {
+  agentVersion: string;
+  fips: boolean;
+  cryptoProvider: string;
+  certificates: { kind: "client" | "serving"; serial: string; notAfter: string; keyAlgorithm: string; issuer?: string }[];
+  addresses: string[];
+  trustBundleSha256?: string;
+}
+
+export type CampaignState = "running" | "done" | "cancelled";
+export type CampaignNodeState = "pending" | "in-flight" | "done" | "failed";
+
+export interface CampaignRecord {
+  id: string;
+  createdAt: Date;
+  state: CampaignState;
+  maxInFlight: number;
+  reason: string;
+  which: ("client" | "serving")[];
+  keyAlgorithm?: string;
+  finishedAt?: Date;
+}
+
+export interface CampaignNodeRecord {
+  campaignId: string;
+  node: string;
+  state: CampaignNodeState;
+  attempts: number;
+  lastError?: string;
+  startedAt?: Date;
+  finishedAt?: Date;
+  commandId?: string;
+  nextAttemptAt?: Date;
+  serials?: { client?: string; serving?: string };
 }
 
 export interface AuditEvent {
@@ -69,6 +110,15 @@ export interface Store {
   /** Records a renewal's certificates, the node's facts and the serial it authenticated with, atomically. */
   commitRenewal(c: RenewalCommit): Promise<void>;
   setEvicted(name: string, at: Date | undefined): Promise<void>;
+  recordReport(name: string, report: NodeReport, at: Date): Promise<void>;
+  createCampaign(c: CampaignRecord, nodes: string[]): Promise<void>;
+  getCampaign(id: string): Promise<CampaignRecord | undefined>;
+  listCampaigns(): Promise<CampaignRecord[]>;
+  updateCampaign(id: string, patch: Partial<Pick<CampaignRecord, "state" | "finishedAt">>): Promise<void>;
+  listCampaignNodes(id: string): Promise<CampaignNodeRecord[]>;
+  updateCampaignNode(id: string, node: string, patch: Partial<Omit<CampaignNodeRecord, "campaignId" | "node">>): Promise<void>;
+  getKv<T>(key: string): Promise<T | undefined>;
+  setKv(key: string, value: unknown): Promise<void>;
   getNode(name: string): Promise<NodeRecord | undefined>;
   listNodes(): Promise<NodeRecord[]>;
   audit(e: AuditEvent): Promise<void>;

@@ -1,0 +1,37 @@
+// Admin API bodies (mTLS with the admin certificate). No I/O.
+import { z } from "zod";
+import { KEY_ALGORITHMS } from "../pki/keys.js";
+
+export const EvictRequest = z.object({ reason: z.string().max(512).default("evicted by an administrator") }).strict();
+
+export const CampaignRequest = z
+  .object({
+    nodes: z.array(z.string().min(1).max(253)).max(100_000).optional(),
+    all: z.boolean().default(false),
+    maxInFlight: z.number().int().min(1).max(10_000).default(5),
+    which: z.array(z.enum(["client", "serving"])).min(1).default(["client", "serving"]),
+    keyAlgorithm: z.enum(KEY_ALGORITHMS).optional(),
+    reason: z.string().max(512).default("rotation requested by an administrator"),
+  })
+  .strict()
+  .refine((r) => r.all !== Boolean(r.nodes?.length), { message: "give either nodes or all, not both and not neither" });
+
+export const CaRotateRequest = z
+  .object({ caCertPem: z.string().max(64 * 1024).optional(), caKeyPem: z.string().max(64 * 1024).optional() })
+  .strict()
+  .refine((r) => !r.caCertPem === !r.caKeyPem, { message: "caCertPem and caKeyPem go together" });
+
+export const CaAdvanceRequest = z.object({ force: z.boolean().default(false) }).strict();
+
+export interface NodeView {
+  name: string;
+  connected: boolean;
+  evicted: boolean;
+  lastSeen: string;
+  lastHello?: string;
+  agentVersion?: string;
+  fips?: boolean;
+  cryptoProvider?: string;
+  addresses: string[];
+  certificates: { kind: string; serial: string; notAfter: string; keyAlgorithm: string }[];
+}
