@@ -6,7 +6,7 @@ import { uniform } from "../util/random.js";
 import type { FastifyInstance } from "fastify";
 import type { AgentConfig } from "../config/agent.js";
 import type { Logger } from "../log.js";
-import { nodeLayout, type NodeLayout } from "./layout.js";
+import { layoutFor, type NodeLayout } from "./layout.js";
 import { nodeIdentity, type HostFacts, type Identity } from "./identity.js";
 import { readState, type AgentState } from "./state.js";
 import { recoverOnStartup } from "./recover.js";
@@ -63,7 +63,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   const setTimer = d.setTimer ?? ((fn, ms) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; });
   let config = d.config;
   validateSchedule(config.schedule);
-  const layout = nodeLayout(config.root);
+  const layout = layoutFor(config);
   const log = d.logger;
   for (const action of await recoverOnStartup(layout, clock())) log.warn("startup recovery", { action });
   let state = await readState(layout);

@@ -16,8 +16,10 @@ export interface NodeLayout {
   prefix(kind: CertKind): string;
 }
 
-export function nodeLayout(root: string): NodeLayout {
+/** `stateDir` moves the agent's own state (a snap keeps it in $SNAP_COMMON); kubelet files stay under root. */
+export function nodeLayout(root: string, stateDir?: string): NodeLayout {
   const r = path.resolve(root);
+  const state = stateDir ? path.resolve(stateDir) : path.join(r, "var/lib/nodecert");
   const pkiDir = path.join(r, "var/lib/kubelet/pki");
   const prefix = (kind: CertKind) => (kind === "client" ? "kubelet-client" : "kubelet-server");
   return {
@@ -26,11 +28,15 @@ export function nodeLayout(root: string): NodeLayout {
     kubernetesPkiDir: path.join(r, "etc/kubernetes/pki"),
     caFile: path.join(r, "etc/kubernetes/pki/ca.crt"),
     kubeconfig: path.join(r, "etc/kubernetes/kubelet.conf"),
-    stateDir: path.join(r, "var/lib/nodecert"),
-    stateFile: path.join(r, "var/lib/nodecert/state.json"),
+    stateDir: state,
+    stateFile: path.join(state, "state.json"),
     configDir: path.join(r, "etc/nodecert"),
     configFile: path.join(r, "etc/nodecert/agent.yaml"),
     current: (kind) => path.join(pkiDir, `${prefix(kind)}-current.pem`),
     prefix,
   };
+}
+
+export function layoutFor(config: { root: string; stateDir?: string }): NodeLayout {
+  return nodeLayout(config.root, config.stateDir);
 }

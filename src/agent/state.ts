@@ -4,7 +4,8 @@ import { z } from "zod";
 import type { NodeLayout } from "./layout.js";
 import { ensureDir, writeFileAtomic } from "../util/files.js";
 
-export const STATE_SCHEMA_VERSION = 1;
+import { migrateState, STATE_SCHEMA_VERSION } from "./state-migrations.js";
+export { STATE_SCHEMA_VERSION };
 
 const CertState = z.object({
   serial: z.string(),
@@ -40,14 +41,28 @@ export async function readState(layout: NodeLayout): Promise<AgentState | undefi
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw e;
   }
-  const raw = JSON.parse(text) as { schemaVersion?: number };
-  if ((raw.schemaVersion ?? 0) > STATE_SCHEMA_VERSION) {
-    throw new Error(
-      `${layout.stateFile} has schema version ${raw.schemaVersion}, newer than this agent understands (${STATE_SCHEMA_VERSION}): ` +
-        `it was written by a newer nodecert; run that version instead of downgrading`,
-    );
+  const { state } = migrateState(JSON.parse(text) as Record<string, unknown>, layout.stateFile);
+  return AgentState.parse(state);
+}
+
+/**
+ * Migrates the state file on disk (post-refresh, or on start): keeps a copy of the old file as
+ * state.json.v<old>.bak, then writes the migrated state. Returns what was applied.
+ */
+export async function migrateStateFile(layout: NodeLayout): Promise<string[]> {
+  let text: string;
+  try {
+    text = await fs.readFile(layout.stateFile, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw e;
   }
-  return AgentState.parse(raw);
+  const raw = JSON.parse(text) as Record<string, unknown>;
+  const { state, applied } = migrateState(raw, layout.stateFile);
+  if (!applied.length) return [];
+  await writeFileAtomic(`${layout.stateFile}.v${raw.schemaVersion ?? 1}.bak`, text, 0o600);
+  await writeState(layout, AgentState.parse(state));
+  return applied;
 }
 
 export async function writeState(layout: NodeLayout, state: AgentState): Promise<void> {

@@ -7,6 +7,8 @@ import { registerStatus } from "./status.js";
 import { registerAgent } from "./agent.js";
 import { registerRenew } from "./renew.js";
 import { registerFleet } from "./fleet.js";
+import { registerMigrate } from "./migrate.js";
+import { registerConfigure } from "./configure.js";
 import { AGENT_VERSION } from "../agent/identity.js";
 
 const program = new Command()
@@ -21,6 +23,8 @@ registerStatus(program);
 registerAgent(program);
 registerRenew(program);
 registerFleet(program);
+registerMigrate(program);
+registerConfigure(program);
 
 program.parseAsync(process.argv).catch((e: Error) => {
   process.stderr.write(`error: ${e.message}\n`);

@@ -4,7 +4,7 @@ import { uniform } from "../util/random.js";
 import { createLogger } from "../log.js";
 import { loadYamlConfig } from "../config/load.js";
 import { AgentConfig } from "../config/agent.js";
-import { nodeLayout } from "../agent/layout.js";
+import { layoutFor } from "../agent/layout.js";
 import { nodeIdentity } from "../agent/identity.js";
 import { readState } from "../agent/state.js";
 import { Renewer, KINDS, type RenewOutcome } from "../agent/renewer.js";
@@ -19,7 +19,7 @@ function loadConfig(o: { config: string; root?: string }): AgentConfig {
 }
 
 async function oneShotRenewer(config: AgentConfig): Promise<Renewer> {
-  const layout = nodeLayout(config.root);
+  const layout = layoutFor(config);
   const state = await readState(layout);
   const clock = () => new Date();
   return new Renewer({
@@ -55,7 +55,7 @@ export function registerRenew(program: Command): void {
       if (!["client", "serving", "all"].includes(which)) throw new Error(`unknown certificate "${which}": use client, serving or all`);
       const kinds: CertKind[] = which === "all" ? KINDS : [which as CertKind];
       const config = loadConfig(o);
-      const layout = nodeLayout(config.root);
+      const layout = layoutFor(config);
       const viaAgent = await requestRenewal(controlSocketPath(config, layout), kinds, !!o.force);
       if (viaAgent) return report(viaAgent);
       process.stderr.write("no agent is running; renewing one-shot\n");

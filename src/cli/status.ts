@@ -1,16 +1,22 @@
 // `nodecert status`.
 import type { Command } from "commander";
-import { nodeLayout } from "../agent/layout.js";
+import { existsSync } from "node:fs";
+import { layoutFor, nodeLayout } from "../agent/layout.js";
 import { certificateStatus, formatStatusTable, statusHealthy } from "../agent/status.js";
+import { loadYamlConfig } from "../config/load.js";
+import { AgentConfig } from "../config/agent.js";
 
 export function registerStatus(program: Command): void {
   program
     .command("status")
     .description("show the node's certificates; exits 1 if one is missing, expired or broken")
-    .option("--root <dir>", "filesystem root", "/")
+    .option("--root <dir>", "filesystem root (default: from --config, else /)")
+    .option("--config <file>", "agent configuration (for root and stateDir)", "/etc/nodecert/agent.yaml")
     .option("-o, --output <format>", "table or json", "table")
-    .action(async (o: { root: string; output: string }) => {
-      const rows = await certificateStatus(nodeLayout(o.root), new Date());
+    .action(async (o: { root?: string; config: string; output: string }) => {
+      const config = existsSync(o.config) ? loadYamlConfig(AgentConfig, o.config, { root: o.root }) : undefined;
+      const layout = config ? layoutFor(config) : nodeLayout(o.root ?? "/");
+      const rows = await certificateStatus(layout, new Date());
       if (o.output === "json") process.stdout.write(JSON.stringify({ certificates: rows }, null, 2) + "\n");
       else if (o.output === "table") process.stdout.write(formatStatusTable(rows));
       else throw new Error(`unknown output format "${o.output}": use table or json`);

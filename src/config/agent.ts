@@ -25,6 +25,8 @@ export const AgentConfig = z
   .object({
     /** Every path the agent writes lives under this root. */
     root: z.string().default("/"),
+    /** The agent's own state (default <root>/var/lib/nodecert); a snap points it into $SNAP_COMMON. */
+    stateDir: z.string().optional(),
     server: z.string().url().optional(),
     caCertHash: z.string().optional(),
     /** File holding a bootstrap token; used to join (or re-join after expiry) when present. */
