@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Installs what the test suite's real peers need (openssl, kubectl). With CI=true a dependency
+# Installs what the test suite's real peers need (openssl, kubectl, sqlite3, systemd-analyze and
+# systemd-notify from the systemd package, python3 to receive sd_notify datagrams). With CI=true a dependency
 # that cannot be installed fails the run; elsewhere tests that need it skip with a message.
 set -u
 need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v kubectl >/dev/null || need+=(kubectl)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+{ command -v systemd-analyze && command -v systemd-notify; } >/dev/null || need+=(systemd)
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "test-deps: installing ${need[*]}" >&2
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 for t in "${need[@]}"; do
-  if ! command -v "$t" >/dev/null; then
+  tool=$t
+  [ "$t" = systemd ] && tool=systemd-analyze
+  if ! command -v "$tool" >/dev/null; then
     if [ "${CI:-}" = true ]; then echo "test-deps: $t is required in CI and could not be installed" >&2; exit 1; fi
     echo "test-deps: $t is missing; tests that need it will be skipped" >&2
   fi

@@ -19,6 +19,7 @@ import type { Exec } from "./hooks.js";
 import type { CertKind } from "../pki/csr.js";
 import { ensureDir } from "../util/files.js";
 import { Channel } from "./channel.js";
+import { notifySystemd, type NotifyResult, type NotifyState } from "./sd-notify.js";
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -33,6 +34,8 @@ export interface AgentDeps {
   scheduler?: Scheduler;
   exec?: Exec;
   onInstalled?: (kinds: CertKind[], state: AgentState) => void;
+  /** Reports readiness to systemd (Type=notify); default: systemd-notify when NOTIFY_SOCKET is set. */
+  notify?: (state: NotifyState) => Promise<NotifyResult>;
   /** Crypto provider facts for the hello message (FIPS reporting). */
   crypto?: () => { provider: string; fips: boolean; selfTest?: "passed" | "failed" | "not-run" };
 }
@@ -89,6 +92,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       state = s;
       resolveJoined(s);
       channel?.afterInstall(kinds);
+      void syncSystemd();
       d.onInstalled?.(kinds, s);
     },
   });
@@ -119,6 +123,33 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
     return { ready: true, reason: client.reason };
   };
 
+  // systemd hears READY=1 once, when the client certificate is first valid (the condition /readyz
+  // uses), and STATUS= whenever readiness changes, so `systemctl status` says why. Serialized; a
+  // failed report is retried at the next check or install.
+  const notify = d.notify ?? ((s: NotifyState) => notifySystemd(s));
+  let notifiedReady = false;
+  let lastStatus: string | undefined;
+  let syncing: Promise<void> = Promise.resolve();
+  const syncSystemd = (): Promise<void> =>
+    (syncing = syncing
+      .then(async () => {
+        const r = await readiness();
+        const status = `${r.ready ? "ready" : "not ready"}: ${r.reason}`;
+        const ready = r.ready && !notifiedReady;
+        if (!ready && status === lastStatus) return;
+        const res = await notify({ ready: ready || undefined, status });
+        if (res.outcome === "failed") {
+          log.warn("could not report to systemd; retrying at the next check", { detail: res.detail });
+          return;
+        }
+        if (ready && res.outcome === "sent") log.info("reported ready to systemd", { reason: r.reason });
+        if (ready) notifiedReady = true;
+        lastStatus = status;
+      })
+      .catch((e: Error) => {
+        log.warn("could not report to systemd", { error: e.message });
+      }));
+
   const health = await startHealthServer(config.healthListen, { joined: () => state?.certificates.client !== undefined, readiness, metrics });
   await ensureDir(layout.stateDir, 0o700);
   let control: FastifyInstance | undefined;
@@ -136,6 +167,8 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
     } catch (e) {
       log.error("certificate check failed", { error: (e as Error).message });
       return undefined;
+    } finally {
+      await syncSystemd();
     }
   };
   // "Joined" means certificates are installed and the run that installed them has finished.
@@ -176,6 +209,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       log.info("configuration reloaded", { schedule: config.schedule, rescheduled });
     },
     async close() {
+      await notify({ stopping: true, status: "stopping" }).catch(() => undefined);
       job.stop();
       await channel?.stop();
       await firstCheck;
