@@ -59,3 +59,15 @@ describe("server/store/sqlite (a real SQLite file)", () => {
     assert.throws(() => new SqliteStore(file), /schema version \d+, newer than this nodecert understands/);
   });
 });
+
+describe("server/store/sqlite: the newest certificate is the one recorded last", () => {
+  it("even when the clock stepped backwards between issuances", async () => {
+    const s = new SqliteStore(path.join(tempDir(), "s.db"));
+    const t = Date.parse("2026-06-01T00:00:00Z");
+    const rec = (serial: string, at: number) => ({ serial, node: "n1", kind: "client" as const, notBefore: new Date(at), notAfter: new Date(at + 1000), fingerprint256: "ff", issuedAt: new Date(at) });
+    await s.recordCertificate(rec("aa", t));
+    await s.recordCertificate(rec("bb", t - 60_000)); // issued after "aa", but the clock went back a minute
+    assert.deepEqual((await s.latestCertificates("n1", "client", 2)).map((c) => c.serial), ["bb", "aa"]);
+    await s.close();
+  });
+});

@@ -270,7 +270,9 @@ export class SqliteStore implements Store {
   }
 
   async latestCertificates(node: string, kind: IssuedCertRecord["kind"], limit: number): Promise<IssuedCertRecord[]> {
-    const rows = this.db.prepare(`SELECT * FROM certificates WHERE node = ? AND kind = ? ORDER BY issued_at DESC, rowid DESC LIMIT ?`).all(node, kind, limit) as CertRow[];
+    // Insertion order, not issued_at: a wall clock stepped backwards (NTP) must not make the newest
+    // certificate look older than its predecessor.
+    const rows = this.db.prepare(`SELECT * FROM certificates WHERE node = ? AND kind = ? ORDER BY rowid DESC LIMIT ?`).all(node, kind, limit) as CertRow[];
     return rows.map(certFromRow);
   }
 

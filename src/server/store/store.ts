@@ -105,7 +105,7 @@ export interface Store {
   recordCertificate(c: IssuedCertRecord): Promise<void>;
   getCertificate(serial: string): Promise<IssuedCertRecord | undefined>;
   listCertificates(node?: string): Promise<IssuedCertRecord[]>;
-  /** Newest first. */
+  /** Newest first, by the order they were recorded (never by a clock). */
   latestCertificates(node: string, kind: IssuedKind, limit: number): Promise<IssuedCertRecord[]>;
   /** Records a renewal's certificates, the node's facts and the serial it authenticated with, atomically. */
   commitRenewal(c: RenewalCommit): Promise<void>;
