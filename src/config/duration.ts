@@ -30,6 +30,7 @@ export function formatDuration(ms: number): string {
   if (d >= 1) out = h ? `${d}d${h}h` : `${d}d`;
   else if (h >= 1) out = m ? `${h}h${m}m` : `${h}h`;
   else if (m >= 1) out = s ? `${m}m${s}s` : `${m}m`;
-  else out = `${s}s`;
+  else if (s >= 1 || rest === 0) out = `${s}s`;
+  else out = `${rest}ms`;
   return neg ? `-${out}` : out;
 }

@@ -3,6 +3,7 @@
 // with the reason. State lives in the store, so a restarted server resumes where it stopped.
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.js";
+import { formatDuration } from "../config/duration.js";
 import type { Ack } from "../protocol/channel.js";
 import type { KeyAlgorithm } from "../pki/keys.js";
 import type { CampaignNodeRecord, CampaignRecord, Store } from "./store/store.js";
@@ -112,7 +113,7 @@ export class Campaigns {
       const nodes = await this.d.store.listCampaignNodes(c.id);
       for (const n of nodes.filter((x) => x.state === "in-flight")) {
         if (n.startedAt && now.getTime() - n.startedAt.getTime() > this.d.options.commandTimeoutMs) {
-          await this.attemptFailed(c, n, `no ack within ${Math.round(this.d.options.commandTimeoutMs / 1000)}s`);
+          await this.attemptFailed(c, n, `no ack within ${formatDuration(this.d.options.commandTimeoutMs)}`);
         }
       }
       const fresh = await this.d.store.listCampaignNodes(c.id);

@@ -61,6 +61,47 @@ describe("e2e: the fleet channel (WebSockets)", function () {
     }
   });
 
+  it("a campaign can switch nodes to another key algorithm, which the agent then keeps", async () => {
+    const server = await startServer();
+    closers.push(() => server.close());
+    const a = await startFleetAgent(server, "alg-1");
+    closers.push(() => a.agent.close());
+    await until("connected", () => server.hub.connected("alg-1"));
+    const r = await nodecert(["rotate", "--node", "alg-1", "--key-algorithm", "ecdsa-p384", "--dir", server.dir, "--server", server.url]);
+    assert.equal(r.code, 0, r.stderr);
+    const id = /started campaign (\w+)/.exec(r.stdout)![1];
+    await until("done", async () => (await server.campaigns.status(id))?.campaign.state === "done");
+    for (const kind of ["client", "serving"] as const) assert.equal(certificateInfo(current(a, kind)).keyAlgorithm, "ECDSA-P384");
+    // The next scheduled check does not flag the pushed algorithm as a policy mismatch.
+    await a.agent.tick();
+    assert.deepEqual(a.agent.renewer.lastDecisions.map((x) => x.action), ["ok", "ok"]);
+  });
+
+  it("a node that never acks is retried with backoff, then marked failed with the reason", async () => {
+    const server = await startServer({ campaignOptions: { commandTimeoutMs: 300, maxAttempts: 2, retryBaseMs: 100, tickMs: 50 } });
+    closers.push(() => server.close());
+    const a = await startFleetAgent(server, "mute-1");
+    await a.agent.close();
+    // Speak for the node with its certificate, and ignore every command.
+    const pem = current(a, "client");
+    const ws = new WebSocket(`wss://127.0.0.1:${server.port}${CHANNEL_PATH}`, { ca: server.authority.trustBundle, cert: pem, key: pem, minVersion: "TLSv1.3" });
+    closers.push(async () => ws.close());
+    const received: string[] = [];
+    ws.on("message", (d) => received.push(JSON.parse(d.toString()).type));
+    await new Promise((r) => ws.once("open", r));
+    const c = await server.campaigns.start({ nodes: ["mute-1"], maxInFlight: 1, which: ["client"], reason: "mute test" });
+    const s = await until("failed", async () => {
+      const st = await server.campaigns.status(c.id);
+      return st?.campaign.state === "done" ? st : undefined;
+    }, 15_000);
+    assert.equal(s.counts.failed, 1);
+    assert.match(s.nodes[0].lastError ?? "", /no ack within 300ms \(after 2 attempts\)/);
+    assert.deepEqual(received, ["rotate", "rotate"], "sent once, retried once");
+    assert.ok(server.logLines.some((l) => /node rotation attempt failed; will retry/.test(l)));
+    const out = await nodecert(["rotations", c.id, "--dir", server.dir, "--server", server.url]);
+    assert.match(out.stdout, /mute-1\s+failed\s+2\s+no ack within/);
+  });
+
   it("nodes lists every node with connection, certificates, agent version and FIPS mode", async () => {
     const server = await startServer();
     closers.push(() => server.close());
