@@ -4,7 +4,17 @@ import { createLogger } from "../log.js";
 import { loadYamlConfig } from "../config/load.js";
 import { AgentConfig } from "../config/agent.js";
 import { runAgent } from "../agent/daemon.js";
+import { ensureCryptoMode, cryptoReportFields, cryptoSummary, type CryptoReport } from "../crypto/fips-exec.js";
+import { fipsKeyAlgorithmDecision } from "../crypto/fips-policy.js";
 import { onShutdown } from "./common.js";
+
+/** In FIPS mode the configured key algorithm must be one the FIPS policy allows. */
+function checkFipsPolicy(crypto: CryptoReport, config: AgentConfig): AgentConfig {
+  if (!crypto.fips) return config;
+  const d = fipsKeyAlgorithmDecision(config.keyAlgorithm);
+  if (!d.allowed) throw new Error(`keyAlgorithm ${config.keyAlgorithm} refused: ${d.reason}`);
+  return config;
+}
 
 export function registerAgent(program: Command): void {
   program
@@ -12,18 +22,24 @@ export function registerAgent(program: Command): void {
     .description("run the node daemon")
     .option("--config <file>", "agent configuration", "/etc/nodecert/agent.yaml")
     .option("--root <dir>", "filesystem root (overrides the config)")
-    .action(async (o: { config: string; root?: string }) => {
+    .option("--fips <mode>", "crypto provider: auto, on or off (overrides fips in the config)")
+    .action(async (o: { config: string; root?: string; fips?: string }) => {
       const logger = createLogger({ component: "agent" });
-      const load = () => loadYamlConfig(AgentConfig, o.config, { root: o.root });
-      const agent = await runAgent({ config: load(), logger });
-      logger.info("health endpoint", { url: `http://127.0.0.1:${agent.healthPort}/healthz` });
+      const load = () => loadYamlConfig(AgentConfig, o.config, { root: o.root, fips: o.fips });
+      const first = load();
+      // Before anything else: this may re-execute the process on the FIPS provider.
+      const crypto = await ensureCryptoMode(first.fips, { providerDir: first.fipsProviderDir });
+      logger.info("crypto provider", cryptoReportFields(crypto));
+      const agent = await runAgent({ config: checkFipsPolicy(crypto, first), logger, crypto: () => cryptoSummary(crypto) });
       process.on("SIGHUP", () => {
         try {
-          agent.reload(load());
+          agent.reload(checkFipsPolicy(crypto, load()));
         } catch (e) {
           logger.error("configuration reload failed; keeping the previous configuration", { error: (e as Error).message });
         }
       });
       onShutdown(logger, () => agent.close());
+      // Last: whoever waits for this line may signal us right away.
+      logger.info("health endpoint", { url: `http://127.0.0.1:${agent.healthPort}/healthz` });
     });
 }

@@ -5,6 +5,10 @@ import type { Command } from "commander";
 import { initServer } from "../server/init.js";
 import { runServer } from "../server/run.js";
 import { createLogger } from "../log.js";
+import { loadYamlConfig } from "../config/load.js";
+import { ServerConfig } from "../config/server.js";
+import { serverPaths } from "../server/paths.js";
+import { ensureCryptoMode, cryptoReportFields } from "../crypto/fips-exec.js";
 import { DEFAULT_SERVER_DIR, onShutdown } from "./common.js";
 
 export function registerServer(program: Command): void {
@@ -42,8 +46,13 @@ export function registerServer(program: Command): void {
     .description("serve the control plane API (TLS 1.3 only)")
     .option("--dir <dir>", "server state directory", DEFAULT_SERVER_DIR)
     .option("--listen <host:port>", "address to listen on (overrides server.yaml)")
-    .action(async (o: { dir: string; listen?: string }) => {
+    .option("--fips <mode>", "crypto provider: auto, on or off (overrides fips in server.yaml)")
+    .action(async (o: { dir: string; listen?: string; fips?: string }) => {
       const logger = createLogger({ component: "server" });
+      const config = loadYamlConfig(ServerConfig, serverPaths(o.dir).config, { fips: o.fips });
+      // Before anything else: this may re-execute the process on the FIPS provider.
+      const crypto = await ensureCryptoMode(config.fips, { providerDir: config.fipsProviderDir });
+      logger.info("crypto provider", cryptoReportFields(crypto));
       const s = await runServer({ dir: o.dir, listen: o.listen, logger });
       onShutdown(logger, () => s.close());
     });

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { KEY_ALGORITHMS } from "../pki/keys.js";
 import { durationMs } from "./duration-schema.js";
+import { FIPS_MODES } from "../crypto/fips-exec.js";
 
 const hookCommon = {
   /** Which certificate installs trigger the hook. */
@@ -73,6 +74,10 @@ export const AgentConfig = z
       .default({ enabled: true, heartbeat: 30_000, reconnectInitial: 1000, reconnectMax: 60_000 }),
     /** Unix socket for `nodecert renew` (default: <root>/var/lib/nodecert/control.sock). */
     controlSocket: z.string().optional(),
+    /** Crypto provider: auto (FIPS on a FIPS host or with fipsProviderDir), on (FIPS or refuse to start), off. */
+    fips: z.enum(FIPS_MODES).default("auto"),
+    /** Directory holding the OpenSSL FIPS provider (fips.so and its fipsmodule.cnf). */
+    fipsProviderDir: z.string().min(1).optional(),
   })
   .strict();
 export type AgentConfig = z.infer<typeof AgentConfig>;

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { durationMs } from "./duration-schema.js";
 import { DEFAULT_POLICY } from "../server/policy.js";
 import { KEY_ALGORITHMS } from "../pki/keys.js";
+import { FIPS_MODES } from "../crypto/fips-exec.js";
 
 const duration = durationMs;
 
@@ -50,6 +51,10 @@ export const ServerConfig = z
       })
       .strict()
       .default({ maxFailures: 10, failureWindow: 60_000 }),
+    /** Crypto provider: auto (FIPS on a FIPS host or with fipsProviderDir), on (FIPS or refuse to start), off. */
+    fips: z.enum(FIPS_MODES).default("auto"),
+    /** Directory holding the OpenSSL FIPS provider (fips.so and its fipsmodule.cnf). */
+    fipsProviderDir: z.string().min(1).optional(),
   })
   .strict();
 export type ServerConfig = z.infer<typeof ServerConfig>;
