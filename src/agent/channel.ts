@@ -3,7 +3,7 @@
 // up and rotate/trust-bundle/evict down. Reconnects with full-jitter backoff (never a stampede),
 // and again after the client certificate rotates so the server sees the new one.
 import { promises as fs } from "node:fs";
-import { createHash, getFips, randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import WebSocket from "ws";
 import { CHANNEL_VERSION, CLOSE_EVICTED, CLOSE_POLICY_VIOLATION, parseFrame, ServerMessage, type CertificateReport } from "../protocol/channel.js";
@@ -20,6 +20,7 @@ import type { NodeLayout } from "./layout.js";
 import type { Renewer } from "./renewer.js";
 import { readState, writeState } from "./state.js";
 import { AGENT_VERSION } from "./identity.js";
+import { processCryptoSummary, processTlsOptions } from "../crypto/process.js";
 
 export interface ChannelOptions {
   heartbeatMs: number;
@@ -135,7 +136,7 @@ export class Channel {
     // stop() or reconnect() may have run while the files were read.
     if (this.stopped || this.ws) return;
     const wsUrl = new URL(CHANNEL_PATH, url.replace(/^http/, "ws")).toString();
-    const ws = new WebSocket(wsUrl, { ca, cert: pem, key: pem, minVersion: "TLSv1.3", maxVersion: "TLSv1.3", perMessageDeflate: false, maxPayload: 1024 * 1024, handshakeTimeout: 15_000 });
+    const ws = new WebSocket(wsUrl, { ca, cert: pem, key: pem, minVersion: "TLSv1.3", maxVersion: "TLSv1.3", ...processTlsOptions(), perMessageDeflate: false, maxPayload: 1024 * 1024, handshakeTimeout: 15_000 });
     this.ws = ws;
     let refused = false;
     ws.on("unexpected-response", (req, res) => {
@@ -214,7 +215,7 @@ export class Channel {
 
   private async sendHello(ws: WebSocket): Promise<void> {
     const identity = await this.d.identity();
-    const crypto = this.d.crypto?.() ?? { provider: `OpenSSL ${process.versions.openssl}`, fips: getFips() === 1 };
+    const crypto = this.d.crypto?.() ?? identity.facts.crypto ?? processCryptoSummary();
     this.send(ws, { type: "hello", nodeName: identity.nodeName, agentVersion: AGENT_VERSION, certificates: await this.certificates(), crypto, addresses: identity.facts.addresses, trustBundleSha256: await this.trustSha() });
   }
 

@@ -20,6 +20,8 @@ import type { CertKind } from "../pki/csr.js";
 import { ensureDir } from "../util/files.js";
 import { Channel } from "./channel.js";
 import { notifySystemd, type NotifyResult, type NotifyState } from "./sd-notify.js";
+import type { CryptoReport } from "../crypto/fips-exec.js";
+import { writeCryptoRecord } from "./crypto-record.js";
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -38,6 +40,8 @@ export interface AgentDeps {
   notify?: (state: NotifyState) => Promise<NotifyResult>;
   /** Crypto provider facts for the hello message (FIPS reporting). */
   crypto?: () => { provider: string; fips: boolean; selfTest?: "passed" | "failed" | "not-run" };
+  /** The full crypto report from startup: kept for `nodecert status` and exported as metrics. */
+  cryptoReport?: CryptoReport;
 }
 
 export interface RunningAgent {
@@ -75,6 +79,10 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   if (state?.certificates.client) resolveJoined(state);
 
   const metrics = new AgentMetrics(clock);
+  if (d.cryptoReport) {
+    metrics.setCrypto(d.cryptoReport);
+    await writeCryptoRecord(layout, d.cryptoReport, clock()).catch((e: Error) => log.warn("cannot record the crypto provider for 'nodecert status'", { error: e.message }));
+  }
   let evicted = state?.evicted;
   let channel: Channel | undefined;
   const identity = d.identity ?? (() => nodeIdentity({ nodeName: config.nodeName ?? state?.nodeName, addresses: config.addresses, facts: d.hostFacts }));

@@ -2,7 +2,8 @@
 import os from "node:os";
 import { isIP } from "node:net";
 import si from "systeminformation";
-import type { NodeFacts } from "../protocol/messages.js";
+import type { CryptoSummary, NodeFacts } from "../protocol/messages.js";
+import { processCryptoSummary } from "../crypto/process.js";
 import { normalizeIp } from "../pki/names.js";
 
 export const AGENT_VERSION = "0.1.0";
@@ -63,7 +64,15 @@ export interface Identity {
   servingSans: string[];
 }
 
-export async function nodeIdentity(o: { nodeName?: string; addresses: AddressOptions; facts?: () => Promise<HostFacts>; hostname?: string; interfaces?: Interfaces }): Promise<Identity> {
+export async function nodeIdentity(o: {
+  nodeName?: string;
+  addresses: AddressOptions;
+  facts?: () => Promise<HostFacts>;
+  hostname?: string;
+  interfaces?: Interfaces;
+  /** The crypto provider to report (default: this process's). */
+  crypto?: () => CryptoSummary;
+}): Promise<Identity> {
   const hostname = (o.hostname ?? os.hostname()).toLowerCase();
   const nodeName = (o.nodeName ?? defaultNodeName(hostname)).toLowerCase();
   const hf = await (o.facts ?? hostFacts)();
@@ -82,6 +91,7 @@ export async function nodeIdentity(o: { nodeName?: string; addresses: AddressOpt
       addresses,
       os: { platform: process.platform, distro: hf.distro, release: hf.release, kernel: hf.kernel, arch: hf.arch },
       agentVersion: AGENT_VERSION,
+      crypto: (o.crypto ?? processCryptoSummary)(),
     },
     servingSans: [...names, ...addresses],
   };

@@ -4,6 +4,7 @@ import { certificatePin, normalizePin } from "../pki/pin.js";
 import { splitCertificates } from "../pki/pem.js";
 import { exportPrivateKeyPem, generateKeyPair, type KeyAlgorithm } from "../pki/keys.js";
 import { createNodeCsr } from "../pki/csr.js";
+import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
 import { verifyNodeCertificate } from "../pki/verify.js";
 import { describeErrorBody, requestJson } from "../util/https-client.js";
 import type { Identity } from "./identity.js";
@@ -45,6 +46,7 @@ export async function fetchPinnedBundle(server: string, pin: string): Promise<st
 
 export async function join(o: JoinOptions): Promise<AgentState> {
   const log = o.logger;
+  assertKeyAlgorithmAllowed(o.keyAlgorithm);
   const bundle = await fetchPinnedBundle(o.server, o.caCertHash);
   log.info("CA bundle matches pin", { server: o.server, caPin: normalizePin(o.caCertHash) });
   const [clientKeys, servingKeys] = await Promise.all([generateKeyPair(o.keyAlgorithm), generateKeyPair(o.keyAlgorithm)]);

@@ -10,6 +10,8 @@ export interface NodeLayout {
   kubeconfig: string;
   stateDir: string;
   stateFile: string;
+  /** The running agent's crypto report, for `nodecert status`. */
+  cryptoFile: string;
   configDir: string;
   configFile: string;
   current(kind: CertKind): string;
@@ -30,6 +32,7 @@ export function nodeLayout(root: string, stateDir?: string): NodeLayout {
     kubeconfig: path.join(r, "etc/kubernetes/kubelet.conf"),
     stateDir: state,
     stateFile: path.join(state, "state.json"),
+    cryptoFile: path.join(state, "crypto.json"),
     configDir: path.join(r, "etc/nodecert"),
     configFile: path.join(r, "etc/nodecert/agent.yaml"),
     current: (kind) => path.join(pkiDir, `${prefix(kind)}-current.pem`),

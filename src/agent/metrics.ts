@@ -2,6 +2,7 @@
 // live in one process (tests, simulations).
 import { Counter, Gauge, Registry } from "prom-client";
 import type { CertKind } from "../pki/csr.js";
+import type { CryptoReport } from "../crypto/fips-exec.js";
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -16,6 +17,9 @@ export class AgentMetrics {
   readonly hookFailures = new Counter({ name: "nodecert_hook_failures_total", help: "Reload hook failures", labelNames: ["hook"], registers: [this.registry] });
   readonly ready = new Gauge({ name: "nodecert_ready", help: "1 when the client certificate is valid and renewals are healthy", registers: [this.registry] });
 
+  readonly fips = new Gauge({ name: "nodecert_fips_mode", help: "1 when the agent runs on a self-tested FIPS provider", labelNames: ["provider", "mode"], registers: [this.registry] });
+  readonly selfTest = new Gauge({ name: "nodecert_crypto_self_test_passed", help: "1 when the startup crypto self-test passed", registers: [this.registry] });
+
   constructor(clock: () => Date) {
     const expiries = this.expiries;
     this.ttl = new Gauge({
@@ -27,6 +31,12 @@ export class AgentMetrics {
         for (const [kind, t] of expiries) this.set({ kind }, Math.round((t - clock().getTime()) / 1000));
       },
     });
+  }
+
+  setCrypto(r: CryptoReport): void {
+    const provider = `${r.provider.name}${r.provider.version ? ` ${r.provider.version}` : ""}`;
+    this.fips.set({ provider, mode: r.mode }, r.fips ? 1 : 0);
+    this.selfTest.set(r.selfTest.ok ? 1 : 0);
   }
 
   setCertificate(kind: CertKind, notAfter: Date | undefined, renewAt: Date | undefined): void {

@@ -6,6 +6,7 @@ import type { AgentConfig } from "../config/agent.js";
 import type { Logger } from "../log.js";
 import type { CertKind } from "../pki/csr.js";
 import { createNodeCsr } from "../pki/csr.js";
+import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
 import { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem, type KeyAlgorithm } from "../pki/keys.js";
 import { privateKeyBlock } from "../pki/pem.js";
 import { verifyNodeCertificate } from "../pki/verify.js";
@@ -74,6 +75,8 @@ export class Renewer {
   }
 
   async setKeyAlgorithm(alg: KeyAlgorithm): Promise<void> {
+    // A pushed algorithm this process may not use (Ed25519 in FIPS mode) is refused, not stored.
+    assertKeyAlgorithmAllowed(alg);
     const s = await readState(this.d.layout);
     if (s && s.keyAlgorithm !== alg) await writeState(this.d.layout, { ...s, keyAlgorithm: alg });
   }
@@ -218,6 +221,7 @@ export class Renewer {
     for (const kind of kinds) {
       const existing = config.reuseKey ? privateKeyBlock((await readCurrent(layout, kind)) ?? "") : undefined;
       const alg = this.keyAlgorithmFor(state);
+      assertKeyAlgorithmAllowed(alg);
       const reusable = existing && (await importPrivateKeyPem(existing)).algorithm === alg ? existing : undefined;
       const pair = reusable ? await importPrivateKeyPem(reusable) : await generateKeyPair(alg);
       keys[kind] = {

@@ -8,6 +8,7 @@ import { privateKeyBlock } from "../pki/pem.js";
 import { formatDuration } from "../config/duration.js";
 import { readCurrent } from "./install.js";
 import { readState } from "./state.js";
+import type { CryptoRecord } from "./crypto-record.js";
 
 export interface StatusRow {
   certificate: string;
@@ -102,4 +103,22 @@ export function formatStatusTable(rows: StatusRow[]): string {
   const lastError = rows.find((r) => r.lastError)?.lastError;
   const evicted = rows.find((r) => r.evicted)?.evicted;
   return [line(header), ...body.map(line)].join("\n") + "\n" + (lastError ? `\nLAST ERROR: ${lastError}\n` : "") + (evicted ? `\nEVICTED: ${evicted}\n` : "");
+}
+
+/** The crypto provider block under the table: what the agent recorded at its last start. */
+export function formatCryptoLines(r: CryptoRecord | undefined, where: string): string {
+  if (!r) return `\nCRYPTO PROVIDER  unknown: no agent has recorded one in ${where} (it is written when 'nodecert agent' or 'nodecert join' starts)\n`;
+  const provider = `${r.provider.name}${r.provider.version ? ` ${r.provider.version}` : ""}${r.provider.module ? ` (${r.provider.module})` : ""}`;
+  return (
+    "\n" +
+    [
+      `CRYPTO PROVIDER  ${provider}`,
+      `FIPS MODE        ${r.fips ? "yes" : "no"} (fips: ${r.mode}; host ${r.hostFips.enabled ? "in" : "not in"} FIPS mode)`,
+      `OPENSSL          ${r.openssl}`,
+      `SELF-TEST        ${r.selfTest.summary}`,
+      `REASON           ${r.reason}`,
+      `RECORDED         ${r.recordedAt} by ${r.by} (pid ${r.pid})`,
+    ].join("\n") +
+    "\n"
+  );
 }

@@ -30,7 +30,7 @@ export function registerAgent(program: Command): void {
       // Before anything else: this may re-execute the process on the FIPS provider.
       const crypto = await ensureCryptoMode(first.fips, { providerDir: first.fipsProviderDir });
       logger.info("crypto provider", cryptoReportFields(crypto));
-      const agent = await runAgent({ config: checkFipsPolicy(crypto, first), logger, crypto: () => cryptoSummary(crypto) });
+      const agent = await runAgent({ config: checkFipsPolicy(crypto, first), logger, crypto: () => cryptoSummary(crypto), cryptoReport: crypto });
       process.on("SIGHUP", () => {
         try {
           agent.reload(checkFipsPolicy(crypto, load()));

@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { uniform } from "../util/random.js";
 import { createLogger } from "../log.js";
+import { ensureCryptoMode } from "../crypto/fips-exec.js";
 import { loadYamlConfig } from "../config/load.js";
 import { AgentConfig } from "../config/agent.js";
 import { layoutFor } from "../agent/layout.js";
@@ -55,6 +56,8 @@ export function registerRenew(program: Command): void {
       if (!["client", "serving", "all"].includes(which)) throw new Error(`unknown certificate "${which}": use client, serving or all`);
       const kinds: CertKind[] = which === "all" ? KINDS : [which as CertKind];
       const config = loadConfig(o);
+      // A one-shot renewal generates keys: on the provider the agent would use.
+      await ensureCryptoMode(config.fips, { providerDir: config.fipsProviderDir });
       const layout = layoutFor(config);
       const viaAgent = await requestRenewal(controlSocketPath(config, layout), kinds, !!o.force);
       if (viaAgent) return report(viaAgent);

@@ -8,7 +8,8 @@ import { createLogger } from "../log.js";
 import { loadYamlConfig } from "../config/load.js";
 import { ServerConfig } from "../config/server.js";
 import { serverPaths } from "../server/paths.js";
-import { ensureCryptoMode, cryptoReportFields } from "../crypto/fips-exec.js";
+import { existsSync } from "node:fs";
+import { ensureCryptoMode, cryptoReportFields, parseFipsMode } from "../crypto/fips-exec.js";
 import { DEFAULT_SERVER_DIR, onShutdown } from "./common.js";
 
 export function registerServer(program: Command): void {
@@ -22,8 +23,16 @@ export function registerServer(program: Command): void {
     .option("--listen <host:port>", "address to listen on (written to server.yaml)")
     .option("--san <name...>", "DNS names and IPs for the server's TLS certificate")
     .option("--api-server <url>", "the Kubernetes API server URL written into nodes' kubelet.conf")
-    .action(async (o: { dir: string; caCert?: string; caKey?: string; listen?: string; san?: string[]; apiServer?: string }) => {
+    .option("--fips <mode>", "crypto provider: auto, on or off (written to server.yaml)")
+    .option("--fips-provider-dir <dir>", "directory holding the OpenSSL FIPS provider (written to server.yaml)")
+    .action(async (o: { dir: string; caCert?: string; caKey?: string; listen?: string; san?: string[]; apiServer?: string; fips?: string; fipsProviderDir?: string }) => {
+      const fips = o.fips === undefined ? undefined : parseFipsMode(o.fips);
+      // The CA key is generated on the provider the server will run on.
+      const existing = existsSync(serverPaths(o.dir).config) ? loadYamlConfig(ServerConfig, serverPaths(o.dir).config, { fips }) : undefined;
+      await ensureCryptoMode(existing?.fips ?? fips ?? "auto", { providerDir: existing?.fipsProviderDir ?? o.fipsProviderDir });
       const r = await initServer({
+        fips,
+        fipsProviderDir: o.fipsProviderDir,
         dir: o.dir,
         caCertPem: o.caCert ? await fs.readFile(o.caCert, "utf8") : undefined,
         caKeyPem: o.caKey ? await fs.readFile(o.caKey, "utf8") : undefined,

@@ -8,7 +8,9 @@ import { initServer } from "../server/init.js";
 import { runServer } from "../server/run.js";
 import { runAgent } from "../agent/daemon.js";
 import { AgentConfig } from "../config/agent.js";
-import { certificateStatus, formatStatusTable } from "../agent/status.js";
+import { certificateStatus, formatCryptoLines, formatStatusTable } from "../agent/status.js";
+import { readCryptoRecord } from "../agent/crypto-record.js";
+import { ensureCryptoMode, parseFipsMode } from "../crypto/fips-exec.js";
 import { adminRequest } from "./admin-client.js";
 import { onShutdown } from "./common.js";
 import { writeFileAtomic, ensureDir } from "../util/files.js";
@@ -24,6 +26,8 @@ const nodeRoot = path.join(base, "node");
 const logger = createLogger({ component: "start", level: process.env.NODECERT_LOG_LEVEL ?? "warn" });
 
 async function main(): Promise<void> {
+  // On a FIPS host (or with NODECERT_FIPS=on) both roles run on the FIPS provider.
+  const crypto = await ensureCryptoMode(parseFipsMode(process.env.NODECERT_FIPS ?? "auto"), { providerDir: process.env.NODECERT_FIPS_PROVIDER_DIR });
   await ensureDir(base, 0o700);
   const init = await initServer({ dir: serverDir, listen, sans: ["localhost", "127.0.0.1", "::1"], now: new Date(), random: (n) => randomBytes(n) });
   const server = await runServer({ dir: serverDir, listen, logger: createLogger({ component: "server", level: process.env.NODECERT_LOG_LEVEL ?? "warn" }) });
@@ -44,7 +48,7 @@ async function main(): Promise<void> {
     // A demo must never restart a real kubelet on the developer's machine.
     hooks: [],
   });
-  const agent = await runAgent({ config, logger: createLogger({ component: "agent", level: process.env.NODECERT_LOG_LEVEL ?? "warn" }) });
+  const agent = await runAgent({ config, logger: createLogger({ component: "agent", level: process.env.NODECERT_LOG_LEVEL ?? "warn" }), cryptoReport: crypto });
   await agent.joined;
   await fs.rm(tokenFile, { force: true }); // spent; no reason to keep a secret on disk
   process.stdout.write(
@@ -52,6 +56,7 @@ async function main(): Promise<void> {
       `  control plane  ${server.url}  (state in ${serverDir}, CA pin ${init.pin})\n` +
       `  agent          node "${config.nodeName}" rooted at ${nodeRoot}, health at http://${healthListen.replace(/:\d+$/, "")}:${agent.healthPort}/healthz\n\n` +
       formatStatusTable(await certificateStatus(layout, new Date())) +
+      formatCryptoLines(await readCryptoRecord(layout), layout.cryptoFile) +
       `\nCheck again with: ./bin/nodecert status --root ${path.relative(process.cwd(), nodeRoot) || nodeRoot}\nCtrl-C to stop.\n`,
   );
   onShutdown(logger, async () => {

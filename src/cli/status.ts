@@ -2,7 +2,8 @@
 import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { layoutFor, nodeLayout } from "../agent/layout.js";
-import { certificateStatus, formatStatusTable, statusHealthy } from "../agent/status.js";
+import { certificateStatus, formatCryptoLines, formatStatusTable, statusHealthy } from "../agent/status.js";
+import { readCryptoRecord } from "../agent/crypto-record.js";
 import { loadYamlConfig } from "../config/load.js";
 import { AgentConfig } from "../config/agent.js";
 
@@ -17,8 +18,9 @@ export function registerStatus(program: Command): void {
       const config = existsSync(o.config) ? loadYamlConfig(AgentConfig, o.config, { root: o.root }) : undefined;
       const layout = config ? layoutFor(config) : nodeLayout(o.root ?? "/");
       const rows = await certificateStatus(layout, new Date());
-      if (o.output === "json") process.stdout.write(JSON.stringify({ certificates: rows }, null, 2) + "\n");
-      else if (o.output === "table") process.stdout.write(formatStatusTable(rows));
+      const crypto = await readCryptoRecord(layout);
+      if (o.output === "json") process.stdout.write(JSON.stringify({ certificates: rows, crypto: crypto ?? null }, null, 2) + "\n");
+      else if (o.output === "table") process.stdout.write(formatStatusTable(rows) + formatCryptoLines(crypto, layout.cryptoFile));
       else throw new Error(`unknown output format "${o.output}": use table or json`);
       if (!statusHealthy(rows)) process.exitCode = 1;
     });

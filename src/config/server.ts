@@ -55,6 +55,8 @@ export const ServerConfig = z
     fips: z.enum(FIPS_MODES).default("auto"),
     /** Directory holding the OpenSSL FIPS provider (fips.so and its fipsmodule.cnf). */
     fipsProviderDir: z.string().min(1).optional(),
+    /** Refuse joins and renewals from agents that do not run on a self-tested FIPS provider. */
+    requireFipsNodes: z.boolean().default(false),
   })
   .strict();
 export type ServerConfig = z.infer<typeof ServerConfig>;

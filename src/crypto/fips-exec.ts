@@ -25,6 +25,11 @@ import { describeSelfTest, runSelfTest, type SelfTestResult } from "./self-test.
 export const FIPS_MODES = ["auto", "on", "off"] as const;
 export type FipsMode = (typeof FIPS_MODES)[number];
 
+export function parseFipsMode(s: string): FipsMode {
+  if ((FIPS_MODES as readonly string[]).includes(s)) return s as FipsMode;
+  throw new Error(`invalid fips mode "${s}": use auto, on or off`);
+}
+
 /** Set in the re-executed child (JSON); its presence means "do not re-execute again". */
 export const FIPS_CHILD_ENV = "NODECERT_FIPS_CHILD";
 const READY = "nodecert-fips-ready";

@@ -63,6 +63,8 @@ export interface ParsedCsr {
   keyBits: number | undefined;
   spki: ArrayBuffer;
   signatureValid: boolean;
+  /** The CSR's self-signature: WebCrypto name and hash, e.g. "ECDSA" + "SHA-256"; no hash for EdDSA. */
+  signatureAlgorithm: { name: string; hash?: string };
   pem: string;
 }
 
@@ -84,6 +86,8 @@ export async function parseCsr(pem: string): Promise<ParsedCsr> {
   const sanExt = extensionOf(csr.extensions, x509.SubjectAlternativeNameExtension);
   const otherSanTypes = (sanExt?.names.items ?? []).map((n) => n.type).filter((t) => t !== "dns" && t !== "ip");
   const eku = extensionOf(csr.extensions, x509.ExtendedKeyUsageExtension);
+  const sigAlg = csr.signatureAlgorithm as { name?: string; hash?: { name?: string } | string };
+  const signatureAlgorithm = { name: sigAlg.name ?? "unknown", hash: typeof sigAlg.hash === "string" ? sigAlg.hash : sigAlg.hash?.name };
   const fields: string[] = [];
   for (const rdn of csr.subjectName.toJSON()) fields.push(...Object.keys(rdn));
   return {
@@ -98,6 +102,7 @@ export async function parseCsr(pem: string): Promise<ParsedCsr> {
     keyBits: key.bits,
     spki,
     signatureValid,
+    signatureAlgorithm,
     pem,
   };
 }

@@ -2,6 +2,7 @@
 // validated by schema on both sides. No I/O.
 import { z } from "zod";
 import { KEY_ALGORITHMS } from "../pki/keys.js";
+import { CryptoSummary } from "./messages.js";
 
 export const CHANNEL_VERSION = 1;
 /** Larger frames close the connection with a policy violation. */
@@ -20,7 +21,6 @@ export const CertificateReport = z
   .strict();
 export type CertificateReport = z.infer<typeof CertificateReport>;
 
-export const CryptoSummary = z.object({ provider: z.string().max(128), fips: z.boolean(), selfTest: z.enum(["passed", "failed", "not-run"]).optional() }).strict();
 
 // Agent → server
 export const Hello = z

@@ -10,6 +10,10 @@ const pem = (label: string) =>
     .max(32 * 1024)
     .refine((s) => s.includes(`-----BEGIN ${label}-----`), { message: `must be a PEM ${label}` });
 
+/** The crypto provider a process runs on; `fips` is true only after a passing FIPS self-test. */
+export const CryptoSummary = z.object({ provider: z.string().max(128), fips: z.boolean(), selfTest: z.enum(["passed", "failed", "not-run"]).optional() }).strict();
+export type CryptoSummary = z.infer<typeof CryptoSummary>;
+
 export const NodeFacts = z
   .object({
     hostname: z.string().min(1).max(253),
@@ -22,6 +26,8 @@ export const NodeFacts = z
       .object({ platform: z.string().max(64), distro: z.string().max(128).optional(), release: z.string().max(128).optional(), kernel: z.string().max(128).optional(), arch: z.string().max(32).optional() })
       .optional(),
     agentVersion: z.string().max(64),
+    /** The agent's crypto provider (a server with requireFipsNodes refuses non-FIPS agents). */
+    crypto: CryptoSummary.optional(),
   })
   .strict();
 export type NodeFacts = z.infer<typeof NodeFacts>;

@@ -20,7 +20,17 @@ function parse<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
 export function registerAdminRoutes(
   app: FastifyInstance,
   requireAdmin: (req: FastifyRequest) => Promise<void>,
-  d: { store: Store; hub: Hub; campaigns: Campaigns; caRotation: CaRotation; logger: Logger; clock: () => Date; autoAdvance: boolean },
+  d: {
+    store: Store;
+    hub: Hub;
+    campaigns: Campaigns;
+    caRotation: CaRotation;
+    logger: Logger;
+    clock: () => Date;
+    autoAdvance: boolean;
+    /** Why a campaign may not switch nodes to this key algorithm (policy, FIPS), or undefined. */
+    keyAlgorithmProblem?: (alg: string) => string | undefined;
+  },
 ): void {
   app.addHook("onRequest", async (req) => {
     if (req.url.startsWith("/v1/admin/") && req.url !== "/v1/admin/tokens") await requireAdmin(req);
@@ -58,6 +68,9 @@ export function registerAdminRoutes(
 
   app.post("/v1/admin/campaigns", async (req) => {
     const body = parse(CampaignRequest, req.body);
+    // Refuse up front what every node's renewal would be denied for, instead of failing the fleet.
+    const problem = body.keyAlgorithm ? d.keyAlgorithmProblem?.(body.keyAlgorithm) : undefined;
+    if (problem) throw new HttpError(400, "invalid-campaign", `cannot rotate to ${body.keyAlgorithm}: ${problem}`);
     try {
       const c = await d.campaigns.start({ nodes: body.all ? "all" : body.nodes!, maxInFlight: body.maxInFlight, which: body.which, keyAlgorithm: body.keyAlgorithm, reason: body.reason });
       return (await d.campaigns.status(c.id))!;

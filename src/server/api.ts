@@ -16,6 +16,7 @@ import { HttpError } from "./http-error.js";
 import { checkToken, FailureLimiter, generateToken, hashSecret, parseToken } from "./tokens.js";
 import { evaluate } from "./policy.js";
 import { sign } from "./signer.js";
+import { tlsCipherOptions } from "../crypto/fips-policy.js";
 
 export interface ApiDeps {
   config: ServerConfig;
@@ -25,11 +26,18 @@ export interface ApiDeps {
   clock: () => Date;
   random: RandomBytes;
   tls: { certPem: string; keyPem: string };
+  /** The process runs on the FIPS provider: FIPS TLS suites and the FIPS algorithm policy. */
+  fips?: boolean;
   /** Admin routes beyond tokens (fleet, campaigns, CA rotation), registered by the caller. */
   registerAdmin?: (app: FastifyInstance, requireAdmin: (req: FastifyRequest) => Promise<void>) => void;
 }
 
 export const TLS13_ONLY = { minVersion: "TLSv1.3", maxVersion: "TLSv1.3" } as const;
+
+/** TLS 1.3 only, with the FIPS suites pinned in FIPS mode. */
+export function serverTlsOptions(fips: boolean) {
+  return { ...TLS13_ONLY, ...tlsCipherOptions(fips) };
+}
 
 export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -43,9 +51,10 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       // (later) renewal require a verified certificate, checked per route.
       requestCert: true,
       rejectUnauthorized: false,
-      ...TLS13_ONLY,
+      ...serverTlsOptions(!!d.fips),
     },
   });
+  const policy = { ...d.config.policy, fips: !!d.fips, requireFipsNodes: d.config.requireFipsNodes };
   const limiter = new FailureLimiter(d.config.tokens.maxFailures, d.config.tokens.failureWindow, () => d.clock().getTime());
 
   app.server.on("tlsClientError", (err, socket) => {
@@ -97,7 +106,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     if (!body.success) throw new HttpError(400, "invalid-request", describeZodError(body.error));
     const jr = body.data;
     const [client, serving] = await Promise.all([parseCsrOr400(jr.csrs.client, "client"), parseCsrOr400(jr.csrs.serving, "serving")]);
-    const decision = evaluate({ nodeName: jr.nodeName, boundNode: check.record.node, facts: jr.facts, client, serving }, d.config.policy);
+    const decision = evaluate({ nodeName: jr.nodeName, boundNode: check.record.node, facts: jr.facts, client, serving }, policy);
     if (!decision.allowed) {
       await d.store.audit({ time: now, type: "join.denied", node: jr.nodeName, source, rule: decision.rule, reason: decision.reason, detail: { tokenId: check.record.id } });
       d.logger.warn("join denied", { node: jr.nodeName, source, rule: decision.rule, reason: decision.reason });
@@ -163,7 +172,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     const rr = body.data;
     const client = rr.csrs.client ? await parseCsrOr400(rr.csrs.client, "client") : undefined;
     const serving = rr.csrs.serving ? await parseCsrOr400(rr.csrs.serving, "serving") : undefined;
-    const decision = evaluate({ nodeName, facts: rr.facts, client, serving }, d.config.policy);
+    const decision = evaluate({ nodeName, facts: rr.facts, client, serving }, policy);
     if (!decision.allowed) return deny(403, "denied", decision.reason, decision.rule, nodeName);
     const subject = nodeSubject(nodeName);
     const signedClient = client

@@ -1,7 +1,9 @@
 // `nodecert server init`: CA, server TLS certificate, admin client certificate, config. Idempotent.
 import { existsSync, promises as fs } from "node:fs";
 import YAML from "yaml";
-import { exportPrivateKeyPem, generateKeyPair } from "../pki/keys.js";
+import { createPrivateKey } from "node:crypto";
+import { describeKeyObject, exportPrivateKeyPem, generateKeyPair } from "../pki/keys.js";
+import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
 import { ADMIN_CN, ADMIN_ORG } from "../pki/names.js";
 import type { RandomBytes } from "../pki/certificate.js";
 import { ensureCa, ensureKek, loadCa } from "./ca.js";
@@ -20,6 +22,9 @@ export interface InitOptions {
   listen?: string;
   sans?: string[];
   apiServerUrl?: string;
+  /** Crypto provider settings written into a new server.yaml. */
+  fips?: "auto" | "on" | "off";
+  fipsProviderDir?: string;
   now: Date;
   random: RandomBytes;
 }
@@ -41,9 +46,20 @@ export async function initServer(o: InitOptions): Promise<InitResult> {
     if (o.listen) cfg.listen = o.listen;
     if (o.sans) cfg.sans = o.sans;
     if (o.apiServerUrl) cfg.apiServerUrl = o.apiServerUrl;
+    if (o.fips) cfg.fips = o.fips;
+    if (o.fipsProviderDir) cfg.fipsProviderDir = o.fipsProviderDir;
     await writeFileAtomic(paths.config, YAML.stringify(cfg), 0o600);
   }
   const config = loadYamlConfig(ServerConfig, paths.config);
+  if (o.caKeyPem) {
+    // A provided CA must be usable in this process's mode (an Ed25519 CA cannot sign in FIPS mode).
+    const key = describeKeyObject(createPrivateKey(o.caKeyPem));
+    try {
+      assertKeyAlgorithmAllowed(key.algorithm ?? key.description);
+    } catch (e) {
+      throw new Error(`the provided CA key (${key.description}) cannot be used: ${(e as Error).message}`);
+    }
+  }
   const kek = await ensureKek(paths, o.random);
   const createdCa = await ensureCa(paths, kek, { providedCertPem: o.caCertPem, providedKeyPem: o.caKeyPem, now: o.now, random: o.random });
   if (!createdCa && (o.caCertPem || o.caKeyPem)) {

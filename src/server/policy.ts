@@ -5,6 +5,7 @@ import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from "../pki/certificate-info.js";
 import { dns1123SubdomainProblem, NODE_ORG, nodeCommonName, normalizeIp } from "../pki/names.js";
 import type { KeyAlgorithm } from "../pki/keys.js";
 import type { NodeFacts } from "../protocol/messages.js";
+import { fipsKeyAlgorithmDecision, fipsSignatureHashDecision } from "../crypto/fips-policy.js";
 
 export interface PolicyConfig {
   /** IP SANs must fall inside one of these (like kubelet-csr-approver's provider-ip-prefixes). */
@@ -13,6 +14,10 @@ export interface PolicyConfig {
   allowedDnsPatterns: string[];
   minRsaBits: number;
   allowedKeyAlgorithms: KeyAlgorithm[];
+  /** The server runs on the FIPS provider: keys and CSR signatures must be FIPS-approved. */
+  fips?: boolean;
+  /** Only agents that report a passing FIPS self-test may join or renew. */
+  requireFipsNodes?: boolean;
 }
 
 export const DEFAULT_POLICY: PolicyConfig = {
@@ -58,6 +63,33 @@ export const RULES: Rule[] = [
       ctx.boundNode !== undefined && ctx.boundNode !== ctx.nodeName
         ? `the bootstrap token is bound to node "${ctx.boundNode}", not "${ctx.nodeName}"`
         : undefined,
+  },
+  {
+    name: "fips-node",
+    check: (ctx, cfg) => {
+      if (!cfg.requireFipsNodes) return undefined;
+      const c = ctx.facts.crypto;
+      if (!c) return "this server requires FIPS nodes (requireFipsNodes) and the agent did not report its crypto provider; upgrade the agent and run it with fips: on";
+      if (!c.fips || c.selfTest !== "passed") {
+        return `this server requires FIPS nodes (requireFipsNodes) and the agent runs on ${c.provider} (FIPS ${c.fips ? "claimed" : "off"}, self-test ${c.selfTest ?? "not reported"}); run the agent with fips: on on a FIPS-capable host`;
+      }
+      return undefined;
+    },
+  },
+  {
+    name: "fips-algorithms",
+    check: (ctx, cfg) => {
+      if (!cfg.fips) return undefined;
+      for (const [kind, csr] of bothCsrs(ctx)) {
+        const key = fipsKeyAlgorithmDecision(csr.keyAlgorithm ?? csr.keyDescription);
+        if (!key.allowed) return `the ${kind} CSR's key is ${csr.keyDescription}: ${key.reason}`;
+        const sig = csr.signatureAlgorithm;
+        if (!sig.hash) return `the ${kind} CSR is signed with ${sig.name}: FIPS mode accepts RSA or ECDSA signatures with SHA-256 or SHA-384 only`;
+        const hash = fipsSignatureHashDecision(sig.hash);
+        if (!hash.allowed) return `the ${kind} CSR is signed with ${sig.name}/${sig.hash}: ${hash.reason}`;
+      }
+      return undefined;
+    },
   },
   {
     name: "csr-signature",

@@ -10,7 +10,9 @@ import { loadCa, type LoadedCa } from "./ca.js";
 import { serverPaths, type ServerPaths } from "./paths.js";
 import { SqliteStore } from "./store/sqlite.js";
 import type { Store } from "./store/store.js";
-import { buildApi, TLS13_ONLY } from "./api.js";
+import { buildApi, serverTlsOptions } from "./api.js";
+import { processFips } from "../crypto/process.js";
+import { fipsKeyAlgorithmDecision } from "../crypto/fips-policy.js";
 import { Authority, bundleSha256 } from "./authority.js";
 import { Hub } from "./hub.js";
 import { Campaigns, DEFAULT_CAMPAIGN_OPTIONS, type CampaignOptions } from "./campaigns.js";
@@ -27,6 +29,8 @@ export interface RunOptions {
   configOverrides?: Record<string, unknown>;
   heartbeatMs?: number;
   campaignOptions?: Partial<CampaignOptions>;
+  /** Runs on the FIPS provider (default: what this process's crypto report says). */
+  fips?: boolean;
 }
 
 export interface RunningServer {
@@ -50,6 +54,8 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   const config = loadYamlConfig(ServerConfig, paths.config, { ...(o.configOverrides ?? {}), listen: o.listen });
   const clock = o.clock ?? (() => new Date());
   const random = o.random ?? ((n: number) => randomBytes(n));
+  const fips = o.fips ?? processFips();
+  if (config.requireFipsNodes && !fips) o.logger.warn("requireFipsNodes is set but this server does not run on the FIPS provider; set fips: on so the control plane is FIPS too");
   const authority = new Authority(await loadCa(paths));
   const store = new SqliteStore(paths.db);
   const readTls = async () => ({ certPem: await fs.readFile(paths.tlsCert, "utf8"), keyPem: await fs.readFile(paths.tlsKey, "utf8") });
@@ -70,7 +76,7 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     autoAdvance: config.caRotation.autoAdvance,
     reloadTls: async () => {
       const tls = await readTls();
-      app?.server && (app.server as unknown as import("node:tls").Server).setSecureContext({ key: tls.keyPem, cert: tls.certPem, ca: authority.trustBundle + authority.intermediates, ...TLS13_ONLY });
+      app?.server && (app.server as unknown as import("node:tls").Server).setSecureContext({ key: tls.keyPem, cert: tls.certPem, ca: authority.trustBundle + authority.intermediates, ...serverTlsOptions(fips) });
     },
   });
   await caRotation.resume(authority.signer);
@@ -82,7 +88,24 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     clock,
     random,
     tls: await readTls(),
-    registerAdmin: (a, requireAdmin) => registerAdminRoutes(a, requireAdmin, { store, hub, campaigns, caRotation, logger: o.logger, clock, autoAdvance: config.caRotation.autoAdvance }),
+    fips,
+    registerAdmin: (a, requireAdmin) => registerAdminRoutes(a, requireAdmin, {
+        store,
+        hub,
+        campaigns,
+        caRotation,
+        logger: o.logger,
+        clock,
+        autoAdvance: config.caRotation.autoAdvance,
+        keyAlgorithmProblem: (alg) => {
+          if (!(config.policy.allowedKeyAlgorithms as string[]).includes(alg)) return `policy.allowedKeyAlgorithms allows only ${config.policy.allowedKeyAlgorithms.join(", ")}`;
+          if (fips) {
+            const d = fipsKeyAlgorithmDecision(alg);
+            if (!d.allowed) return d.reason;
+          }
+          return undefined;
+        },
+      }),
   });
   hub.attach(app.server);
   // A node whose trust bundle is stale (offline during a CA rotation, say) gets the current one.
@@ -103,7 +126,7 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   const addr = app.server.address();
   const boundPort = typeof addr === "object" && addr ? addr.port : port;
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
-  o.logger.info("control plane listening", { listen: `${host}:${boundPort}`, caPin: authority.signer.pin, tls: "TLSv1.3 only" });
+  o.logger.info("control plane listening", { listen: `${host}:${boundPort}`, caPin: authority.signer.pin, tls: "TLSv1.3 only", fips, requireFipsNodes: config.requireFipsNodes });
   const running = app;
   return {
     app: running,

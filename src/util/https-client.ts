@@ -1,5 +1,6 @@
 // A small JSON-over-HTTPS client pinned to TLS 1.3, with timeouts and a response size limit.
 import https from "node:https";
+import { processTlsOptions } from "../crypto/process.js";
 
 export interface ClientTls {
   /** Trust anchors; omitted only with `insecure` (the CA fetch that is checked by pin). */
@@ -47,6 +48,7 @@ export function requestJson(
         rejectUnauthorized: !o.tls.insecure,
         minVersion: "TLSv1.3",
         maxVersion: "TLSv1.3",
+        ...processTlsOptions(),
         agent: false,
         timeout: o.timeoutMs ?? 15_000,
       },

@@ -9,6 +9,10 @@ import { nodeLayout } from "../../src/agent/layout.js";
 import { certificateInfo } from "../../src/pki/certificate-info.js";
 import { ENV_SYSTEM_DIRS } from "../../src/crypto/detect.js";
 import { ROOT, freePort, nodecert, requireTool, run, tempDir, type RunResult } from "../support/helpers.js";
+import { requestJson } from "../../src/util/https-client.js";
+import { PROTOCOL_VERSION } from "../../src/protocol/messages.js";
+import { generateKeyPair } from "../../src/pki/keys.js";
+import { createNodeCsr } from "../../src/pki/csr.js";
 import { alive, fipsModuleCnf, Proc, requireFipsProvider, until } from "./fips-support.js";
 
 const PROBE = path.join(ROOT, "test/crypto/fixtures/fips-probe.ts");
@@ -147,8 +151,8 @@ describe("crypto: a real FIPS provider (built from Debian's openssl source)", fu
       const init = await nodecert(["server", "init", "--dir", serverDir, "--listen", `127.0.0.1:${port}`, "--san", "127.0.0.1", "--san", "localhost"]);
       assert.equal(init.code, 0, init.stderr);
       pin = /CA pin: (sha256:[0-9a-f]+)/.exec(init.stdout)![1];
-      // The provider dir comes from server.yaml, the mode from the flag.
-      writeFileSync(path.join(serverDir, "server.yaml"), readFileSync(path.join(serverDir, "server.yaml"), "utf8") + `fipsProviderDir: ${providerDir}\n`);
+      // The provider dir comes from server.yaml, the mode from the flag; only FIPS agents may join.
+      writeFileSync(path.join(serverDir, "server.yaml"), readFileSync(path.join(serverDir, "server.yaml"), "utf8") + `fipsProviderDir: ${providerDir}\nrequireFipsNodes: true\n`);
       server = new Proc(["server", "run", "--dir", serverDir, "--fips", "on"], isolated);
       procs.push(server);
       const m = await server.waitFor(/"listen":"127\.0\.0\.1:(\d+)","message":"control plane listening"/);
@@ -172,13 +176,50 @@ describe("crypto: a real FIPS provider (built from Debian's openssl source)", fu
       assert.match(chacha.stdout + chacha.stderr, /handshake failure|no shared cipher|alert/i);
     });
 
-    it("nodecert join succeeds against the FIPS server", async () => {
-      const token = await nodecert(["token", "create", "--dir", serverDir, "--server", url]);
+    it("nodecert join --fips on succeeds against the FIPS server; a join on the default provider is refused (requireFipsNodes)", async () => {
+      const token = await nodecert(["token", "create", "--dir", serverDir, "--server", url, "--uses", "2"]);
       assert.equal(token.code, 0, token.stderr);
+      const args = (root: string) => ["join", "--server", url, "--token", token.stdout.trim(), "--ca-cert-hash", pin, "--root", root, "--node-name", "plain-1", "--address", "127.0.0.1"];
+      const plainRoot = path.join(tempDir(), "node");
+      const plain = await nodecert([...args(plainRoot), "--fips", "off"], { env: isolated });
+      assert.notEqual(plain.code, 0);
+      assert.match(plain.stderr, /HTTP 403 denied \(rule fips-node\): this server requires FIPS nodes/);
+      assert.ok(!existsSync(nodeLayout(plainRoot).current("client")), "nothing installed");
+
       const root = path.join(tempDir(), "node");
-      const r = await nodecert(["join", "--server", url, "--token", token.stdout.trim(), "--ca-cert-hash", pin, "--root", root, "--node-name", "plain-1", "--address", "127.0.0.1"]);
+      const r = await nodecert([...args(root), "--fips", "on", "--fips-provider-dir", providerDir], { env: isolated });
       assert.equal(r.code, 0, r.stderr + r.stdout);
       assert.ok(existsSync(nodeLayout(root).current("client")));
+      const st = await nodecert(["status", "--root", root]);
+      assert.match(st.stdout, /CRYPTO PROVIDER {2}OpenSSL FIPS Provider 3\.0\.\d+/);
+      assert.match(st.stdout, /FIPS MODE {8}yes \(fips: on;/);
+      assert.match(st.stdout, /SELF-TEST {8}passed \(fips-flag, sha256, ecdsa-p256, md5-refused\)/);
+    });
+
+    it("the FIPS server denies CSRs with non-approved algorithms (Ed25519 key, SHA-1 signature by the openssl CLI) with rule fips-algorithms", async function () {
+      requireTool(this, "openssl");
+      const bundle = readFileSync(path.join(serverDir, "ca", "bundle.crt"), "utf8");
+      // An agent that claims FIPS (so fips-node passes) but sends what a FIPS server must refuse.
+      const facts = { hostname: "rogue-1", addresses: ["127.0.0.1"], agentVersion: "test", crypto: { provider: "claims FIPS", fips: true, selfTest: "passed" as const } };
+      const post = async (client: string, serving: string) => {
+        const token = await nodecert(["token", "create", "--dir", serverDir, "--server", url]);
+        return requestJson(`${url}/v1/join`, { body: { v: PROTOCOL_VERSION, nodeName: "rogue-1", facts, csrs: { client, serving } }, headers: { authorization: `Bearer ${token.stdout.trim()}` }, tls: { ca: bundle } });
+      };
+      const ed = await generateKeyPair("Ed25519");
+      const edRes = await post(await createNodeCsr({ kind: "client", nodeName: "rogue-1", keys: ed }), await createNodeCsr({ kind: "serving", nodeName: "rogue-1", keys: ed, sans: ["rogue-1", "127.0.0.1"] }));
+      assert.equal(edRes.status, 403, JSON.stringify(edRes.body));
+      assert.deepEqual((edRes.body as { rule: string }).rule, "fips-algorithms");
+      assert.match((edRes.body as { reason: string }).reason, /the client CSR's key is Ed25519: FIPS mode: Ed25519 \(EdDSA\) is not an approved signature algorithm/);
+
+      const sha1 = await run("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null", "-sha1", "-subj", "/O=system:nodes/CN=system:node:rogue-1"]);
+      assert.equal(sha1.code, 0, sha1.stderr);
+      const p256 = await generateKeyPair("ECDSA-P256");
+      const shaRes = await post(sha1.stdout, await createNodeCsr({ kind: "serving", nodeName: "rogue-1", keys: p256, sans: ["rogue-1", "127.0.0.1"] }));
+      assert.equal(shaRes.status, 403, JSON.stringify(shaRes.body));
+      assert.equal((shaRes.body as { rule: string }).rule, "fips-algorithms");
+      assert.match((shaRes.body as { reason: string }).reason, /signed with ECDSA\/SHA-1: FIPS mode: signatures with SHA-1 are not allowed/);
+      const nodes = await nodecert(["nodes", "--dir", serverDir, "--server", url, "-o", "json"]);
+      assert.ok(!(JSON.parse(nodes.stdout).nodes as { name: string }[]).some((n) => n.name === "rogue-1"), "nothing was stored for the refused node");
     });
 
     it("a nodecert agent with fips: on joins by itself, renews through its control socket, and reports FIPS over the channel", async () => {
@@ -199,7 +240,13 @@ describe("crypto: a real FIPS provider (built from Debian's openssl source)", fu
       const layout = nodeLayout(root);
       const before = certificateInfo(readFileSync(layout.current("client"), "utf8"));
       assert.equal(before.keyAlgorithm, "ECDSA-P384", "the FIPS agent generated the configured key");
-      await agent.waitFor(/"message":"health endpoint"/);
+      const health = await agent.waitFor(/"message":"health endpoint".*"url":"(http:\/\/127\.0\.0\.1:\d+)\/healthz"/);
+      const metrics = await (await fetch(`${health[1]}/metrics`)).text();
+      assert.match(metrics, /^nodecert_fips_mode\{provider="OpenSSL FIPS Provider 3\.0\.\d+[^"]*",mode="on"\} 1$/m);
+      assert.match(metrics, /^nodecert_crypto_self_test_passed 1$/m);
+      const st = await nodecert(["status", "--config", cfg]);
+      assert.match(st.stdout, /FIPS MODE {8}yes \(fips: on;/);
+      assert.match(st.stdout, /RECORDED {9}\S+ by agent \(pid \d+\)/);
 
       const renew = await nodecert(["renew", "all", "--force", "--config", cfg]);
       assert.equal(renew.code, 0, renew.stderr);

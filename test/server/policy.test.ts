@@ -3,6 +3,7 @@ import { createNodeCsr, parseCsr, type ParsedCsr } from "../../src/pki/csr.js";
 import { generateKeyPair, type KeyAlgorithm } from "../../src/pki/keys.js";
 import { DEFAULT_POLICY, evaluate, RULES, type PolicyConfig, type RequestContext } from "../../src/server/policy.js";
 import { subtle, x509 } from "../../src/crypto/provider.js";
+import { run, requireTool } from "../support/helpers.js";
 
 const facts = { hostname: "worker-1", fqdn: "worker-1.example.internal", addresses: ["10.0.0.7", "fd00::7"], agentVersion: "test" };
 
@@ -41,7 +42,7 @@ describe("server/policy: named approval rules", () => {
     assert.deepEqual(evaluate(await ctx(), DEFAULT_POLICY), { allowed: true });
     assert.deepEqual(
       RULES.map((r) => r.name),
-      ["node-name", "token-binding", "csr-signature", "subject", "client-no-sans", "usage", "serving-sans-present", "serving-sans-owned", "serving-sans-allowed", "key-strength"],
+      ["node-name", "token-binding", "fips-node", "fips-algorithms", "csr-signature", "subject", "client-no-sans", "usage", "serving-sans-present", "serving-sans-owned", "serving-sans-allowed", "key-strength"],
     );
   });
 
@@ -106,5 +107,38 @@ describe("server/policy: named approval rules", () => {
     const ed = await ctx({ ...(await csrs({ alg: "Ed25519" })) });
     assert.equal(evaluate(ed, DEFAULT_POLICY).allowed, true);
     denied(evaluate(ed, { ...DEFAULT_POLICY, allowedKeyAlgorithms: ["ECDSA-P256"] }), "key-strength", /Ed25519; this server allows ECDSA-P256/);
+  });
+
+  describe("FIPS rules", () => {
+    const FIPS: PolicyConfig = { ...DEFAULT_POLICY, fips: true };
+    const fipsAgent = { provider: "OpenSSL FIPS Provider 3.0.20 (OpenSSL 3.0.19)", fips: true, selfTest: "passed" as const };
+
+    it("fips-algorithms: a FIPS server allows ECDSA P-256/P-384 and RSA ≥ 2048 with SHA-256/384, and refuses Ed25519 with the reason", async () => {
+      for (const alg of ["ECDSA-P256", "ECDSA-P384", "RSA-2048"] as const) assert.deepEqual(evaluate(await ctx({ ...(await csrs({ alg })) }), FIPS), { allowed: true }, alg);
+      const ed = await ctx({ ...(await csrs({ alg: "Ed25519" })) });
+      assert.equal(evaluate(ed, DEFAULT_POLICY).allowed, true, "a default-mode server signs Ed25519");
+      denied(evaluate(ed, FIPS), "fips-algorithms", /the client CSR's key is Ed25519: FIPS mode: Ed25519 \(EdDSA\) is not an approved signature algorithm/);
+    });
+
+    it("fips-algorithms: a CSR signed with SHA-1 (made by the openssl CLI) is refused by a FIPS server, not by a default one", async function () {
+      requireTool(this, "openssl");
+      const r = await run("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null", "-sha1", "-subj", "/O=system:nodes/CN=system:node:worker-1"]);
+      assert.equal(r.code, 0, r.stderr);
+      const client = await parseCsr(r.stdout);
+      assert.deepEqual(client.signatureAlgorithm, { name: "ECDSA", hash: "SHA-1" });
+      const c = await ctx({ client });
+      assert.equal(evaluate(c, DEFAULT_POLICY).allowed, true);
+      denied(evaluate(c, FIPS), "fips-algorithms", /the client CSR is signed with ECDSA\/SHA-1: FIPS mode: signatures with SHA-1 are not allowed; use SHA-256 or SHA-384/);
+    });
+
+    it("fips-node: with requireFipsNodes only an agent reporting a passed FIPS self-test is allowed", async () => {
+      const cfg: PolicyConfig = { ...DEFAULT_POLICY, requireFipsNodes: true };
+      const base = await ctx();
+      assert.deepEqual(evaluate({ ...base, facts: { ...facts, crypto: fipsAgent } }, cfg), { allowed: true });
+      denied(evaluate(base, cfg), "fips-node", /did not report its crypto provider/);
+      denied(evaluate({ ...base, facts: { ...facts, crypto: { provider: "OpenSSL default provider (OpenSSL 3.0.19)", fips: false, selfTest: "passed" } } }, cfg), "fips-node", /runs on OpenSSL default provider .*FIPS off/);
+      denied(evaluate({ ...base, facts: { ...facts, crypto: { ...fipsAgent, selfTest: "not-run" } } }, cfg), "fips-node", /FIPS claimed, self-test not-run/);
+      assert.equal(evaluate(base, DEFAULT_POLICY).allowed, true, "without requireFipsNodes the crypto report is not needed");
+    });
   });
 });

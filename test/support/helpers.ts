@@ -91,13 +91,13 @@ export interface TestServer extends RunningServer {
 }
 
 /** init + run a real server on a free loopback port. */
-export async function startServer(o: { dir?: string; clock?: FakeClock; overrides?: Record<string, unknown>; caCertPem?: string; caKeyPem?: string; listen?: string; heartbeatMs?: number; campaignOptions?: Partial<import("../../src/server/campaigns.js").CampaignOptions> } = {}): Promise<TestServer> {
+export async function startServer(o: { dir?: string; clock?: FakeClock; overrides?: Record<string, unknown>; caCertPem?: string; caKeyPem?: string; listen?: string; heartbeatMs?: number; campaignOptions?: Partial<import("../../src/server/campaigns.js").CampaignOptions>; fips?: boolean } = {}): Promise<TestServer> {
   const dir = o.dir ?? path.join(tempDir(), "server");
   const clock = o.clock;
   // init is idempotent: a restart on the same dir keeps the CA and reports the same pin.
   const init = await initServer({ dir, listen: o.listen ?? "127.0.0.1:0", sans: ["localhost", "127.0.0.1"], caCertPem: o.caCertPem, caKeyPem: o.caKeyPem, now: clock ? clock.now() : new Date(), random });
   const { logger, lines } = captureLogger("server");
-  const s = await runServer({ dir, logger, clock: clock?.now, configOverrides: o.overrides, listen: o.listen, heartbeatMs: o.heartbeatMs, campaignOptions: o.campaignOptions ?? { tickMs: 100, commandTimeoutMs: 15_000, retryBaseMs: 200 } });
+  const s = await runServer({ dir, logger, clock: clock?.now, configOverrides: o.overrides, listen: o.listen, heartbeatMs: o.heartbeatMs, fips: o.fips, campaignOptions: o.campaignOptions ?? { tickMs: 100, commandTimeoutMs: 15_000, retryBaseMs: 200 } });
   return Object.assign(s, {
     dir,
     pin: init.pin,
