@@ -1,6 +1,6 @@
 // Admin routes for the fleet, rotation campaigns and CA rotation. Every route requires the admin
-// certificate (the caller passes the check in).
-import type { FastifyInstance, FastifyRequest } from "fastify";
+// certificate: buildApi attaches that check to every route that is not node-facing.
+import type { FastifyInstance } from "fastify";
 import type { z } from "zod";
 import { describeZodError } from "../protocol/messages.js";
 import { CaAdvanceRequest, CampaignRequest, CaRotateRequest, EvictRequest, type NodeView } from "../protocol/admin.js";
@@ -17,9 +17,9 @@ function parse<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
   return r.data;
 }
 
+/** Registers the admin routes; buildApi attaches the admin-certificate check to each of them. */
 export function registerAdminRoutes(
   app: FastifyInstance,
-  requireAdmin: (req: FastifyRequest) => Promise<void>,
   d: {
     store: Store;
     hub: Hub;
@@ -32,10 +32,6 @@ export function registerAdminRoutes(
     keyAlgorithmProblem?: (alg: string) => string | undefined;
   },
 ): void {
-  app.addHook("onRequest", async (req) => {
-    if (req.url.startsWith("/v1/admin/") && req.url !== "/v1/admin/tokens") await requireAdmin(req);
-  });
-
   app.get("/v1/admin/nodes", async (): Promise<{ nodes: NodeView[] }> => {
     const nodes = await d.store.listNodes();
     return {

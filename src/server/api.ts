@@ -29,8 +29,11 @@ export interface ApiDeps {
   /** The process runs on the FIPS provider: FIPS TLS suites and the FIPS algorithm policy. */
   fips?: boolean;
   /** Admin routes beyond tokens (fleet, campaigns, CA rotation), registered by the caller. */
-  registerAdmin?: (app: FastifyInstance, requireAdmin: (req: FastifyRequest) => Promise<void>) => void;
+  registerAdmin?: (app: FastifyInstance) => void;
 }
+
+/** Routes a node or anyone may call; every other route is admin-only (mTLS admin certificate). */
+export const NODE_ROUTES = new Set(["/healthz", "/v1/ca", "/v1/join", "/v1/renew"]);
 
 export const TLS13_ONLY = { minVersion: "TLSv1.3", maxVersion: "TLSv1.3" } as const;
 
@@ -56,6 +59,14 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
   });
   const policy = { ...d.config.policy, fips: !!d.fips, requireFipsNodes: d.config.requireFipsNodes };
   const limiter = new FailureLimiter(d.config.tokens.maxFailures, d.config.tokens.failureWindow, () => d.clock().getTime());
+
+  // Deny by default: every route except the node-facing ones gets the admin check attached to the
+  // route itself, so it applies however the URL was spelled (%61dmin reaches the same route).
+  app.addHook("onRoute", (route) => {
+    if (NODE_ROUTES.has(route.url)) return;
+    const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    route.onRequest = [async (req: FastifyRequest) => requireAdmin(req, d.store, d.authority, d.clock()), ...existing];
+  });
 
   app.server.on("tlsClientError", (err, socket) => {
     d.logger.warn("TLS handshake refused", { source: socket.remoteAddress, reason: err.message });
@@ -200,7 +211,6 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
   });
 
   app.post("/v1/admin/tokens", async (req) => {
-    await requireAdmin(req, d.store, d.authority, d.clock());
     const body = TokenCreateRequest.safeParse(req.body);
     if (!body.success) throw new HttpError(400, "invalid-request", describeZodError(body.error));
     const now = d.clock();
@@ -213,7 +223,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     return { token, id, expiresAt: expiresAt.toISOString() };
   });
 
-  d.registerAdmin?.(app, (req) => requireAdmin(req, d.store, d.authority, d.clock()));
+  d.registerAdmin?.(app);
   return app;
 }
 

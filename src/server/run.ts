@@ -18,6 +18,7 @@ import { Hub } from "./hub.js";
 import { Campaigns, DEFAULT_CAMPAIGN_OPTIONS, type CampaignOptions } from "./campaigns.js";
 import { CaRotation } from "./ca-rotation.js";
 import { registerAdminRoutes } from "./admin-api.js";
+import { DEFAULT_SERVICE_CERT_CHECK_MS, ServiceCertRenewal, type SetTimer } from "./service-cert-renewal.js";
 
 export interface RunOptions {
   dir: string;
@@ -31,6 +32,10 @@ export interface RunOptions {
   campaignOptions?: Partial<CampaignOptions>;
   /** Runs on the FIPS provider (default: what this process's crypto report says). */
   fips?: boolean;
+  /** Schedules the check of the server's own certificates (tests: capture and fire by hand). */
+  setTimer?: SetTimer;
+  /** How often the server's TLS and admin certificates are checked (default hourly). */
+  serviceCertCheckMs?: number;
 }
 
 export interface RunningServer {
@@ -46,6 +51,8 @@ export interface RunningServer {
   hub: Hub;
   campaigns: Campaigns;
   caRotation: CaRotation;
+  /** Keeps the server's TLS and admin certificates valid (checked at start and on a timer). */
+  serviceCerts: ServiceCertRenewal;
   close(): Promise<void>;
 }
 
@@ -62,6 +69,17 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   const hub = new Hub({ store, authority, logger: o.logger, clock, heartbeatMs: o.heartbeatMs ?? 30_000 });
   const campaigns = new Campaigns({ store, hub, logger: o.logger, clock, options: { ...DEFAULT_CAMPAIGN_OPTIONS, ...(o.campaignOptions ?? {}) } });
   let app: FastifyInstance | undefined;
+  // Hot-swaps the TLS identity and client-CA list into the listening server; before it listens,
+  // buildApi reads the files itself.
+  const reloadTls = async () => {
+    const tls = await readTls();
+    app?.server && (app.server as unknown as import("node:tls").Server).setSecureContext({ key: tls.keyPem, cert: tls.certPem, ca: authority.trustBundle + authority.intermediates, ...serverTlsOptions(fips) });
+  };
+  const setTimer: SetTimer = o.setTimer ?? ((fn, ms) => {
+    const t = setTimeout(fn, ms).unref();
+    return { cancel: () => clearTimeout(t) };
+  });
+  const serviceCerts = new ServiceCertRenewal({ paths, store, authority, logger: o.logger, clock, random, sans: config.sans, reloadTls, setTimer, intervalMs: o.serviceCertCheckMs ?? DEFAULT_SERVICE_CERT_CHECK_MS });
   const caRotation = new CaRotation({
     store,
     authority,
@@ -71,15 +89,16 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     logger: o.logger,
     clock,
     random,
-    serverSans: config.sans,
+    ensureServiceCertificates: (trigger) => serviceCerts.check(trigger),
     maxInFlight: config.caRotation.maxInFlight,
     autoAdvance: config.caRotation.autoAdvance,
-    reloadTls: async () => {
-      const tls = await readTls();
-      app?.server && (app.server as unknown as import("node:tls").Server).setSecureContext({ key: tls.keyPem, cert: tls.certPem, ca: authority.trustBundle + authority.intermediates, ...serverTlsOptions(fips) });
-    },
+    reloadTls,
   });
   await caRotation.resume(authority.signer);
+  // Before serving: a certificate issued a year ago at init, or for other SANs, or by a CA that no
+  // longer signs, is re-issued now. A failure is logged and retried by the timer; the files on
+  // disk are served meanwhile.
+  await serviceCerts.check("startup").catch(() => undefined);
   app = await buildApi({
     config,
     authority,
@@ -89,7 +108,7 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     random,
     tls: await readTls(),
     fips,
-    registerAdmin: (a, requireAdmin) => registerAdminRoutes(a, requireAdmin, {
+    registerAdmin: (a) => registerAdminRoutes(a, {
         store,
         hub,
         campaigns,
@@ -123,6 +142,7 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     throw e;
   }
   await campaigns.resume();
+  serviceCerts.start();
   const addr = app.server.address();
   const boundPort = typeof addr === "object" && addr ? addr.port : port;
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
@@ -142,10 +162,13 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     hub,
     campaigns,
     caRotation,
+    serviceCerts,
     async close() {
+      serviceCerts.stop();
       campaigns.stop();
       await hub.close();
       await running.close();
+      await serviceCerts.idle(); // a re-issue in flight still writes to the store
       await store.close();
     },
   };
