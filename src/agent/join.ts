@@ -26,7 +26,10 @@ export interface JoinOptions {
   logger: Logger;
 }
 
-/** Fetches the CA bundle without trust and accepts it only if one certificate matches the pin. */
+/**
+ * Fetches the CA bundle without trust and returns only the certificate that matches the pin: the
+ * rest of an unauthenticated bundle is attacker-controlled until TLS to the pinned CA succeeds.
+ */
 export async function fetchPinnedBundle(server: string, pin: string): Promise<string> {
   const want = normalizePin(pin);
   const res = await requestJson(new URL("/v1/ca", server).toString(), { tls: { insecure: true } });
@@ -41,13 +44,13 @@ export async function fetchPinnedBundle(server: string, pin: string): Promise<st
         `Check --ca-cert-hash (printed by 'nodecert server init') and that --server points at your control plane; refusing to trust it`,
     );
   }
-  return certs.join("");
+  return certs[pins.indexOf(want)];
 }
 
 export async function join(o: JoinOptions): Promise<AgentState> {
   const log = o.logger;
   assertKeyAlgorithmAllowed(o.keyAlgorithm);
-  const bundle = await fetchPinnedBundle(o.server, o.caCertHash);
+  const pinnedCa = await fetchPinnedBundle(o.server, o.caCertHash);
   log.info("CA bundle matches pin", { server: o.server, caPin: normalizePin(o.caCertHash) });
   const [clientKeys, servingKeys] = await Promise.all([generateKeyPair(o.keyAlgorithm), generateKeyPair(o.keyAlgorithm)]);
   const { nodeName, facts, servingSans } = o.identity;
@@ -63,17 +66,19 @@ export async function join(o: JoinOptions): Promise<AgentState> {
   const res = await requestJson(new URL("/v1/join", o.server).toString(), {
     body: request,
     headers: { authorization: `Bearer ${o.token}` },
-    tls: { ca: bundle },
+    tls: { ca: pinnedCa },
   });
   if (res.status !== 200) throw new JoinError(`join refused by ${o.server}: ${describeErrorBody(res.status, res.body)}`);
   const parsed = JoinResponse.safeParse(res.body);
   if (!parsed.success) throw new JoinError(`${o.server} sent a join response that does not match the protocol; nothing was installed`);
   const jr = parsed.data;
-  // Anchor verification in the bundle we pinned; the response's bundle must still contain the pinned CA.
+  // The response came over TLS verified against the pinned CA alone, so its bundle (which may hold
+  // a second CA during a CA rotation) is the server's word; it must still contain the pinned CA.
   const pinned = normalizePin(o.caCertHash);
   if (!splitCertificates(jr.caBundle).some((c) => certificatePin(c) === pinned)) {
     throw new JoinError("the join response's CA bundle no longer contains the pinned CA; nothing was installed");
   }
+  const bundle = jr.caBundle;
   const now = o.now();
   const clientKeyPem = await exportPrivateKeyPem(clientKeys.privateKey);
   const servingKeyPem = await exportPrivateKeyPem(servingKeys.privateKey);

@@ -2,13 +2,12 @@
 import { existsSync, promises as fs } from "node:fs";
 import YAML from "yaml";
 import { createPrivateKey } from "node:crypto";
-import { describeKeyObject, exportPrivateKeyPem, generateKeyPair } from "../pki/keys.js";
+import { describeKeyObject } from "../pki/keys.js";
 import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
-import { ADMIN_CN, ADMIN_ORG } from "../pki/names.js";
 import type { RandomBytes } from "../pki/certificate.js";
 import { ensureCa, ensureKek, loadCa } from "./ca.js";
 import { serverPaths, type ServerPaths } from "./paths.js";
-import { sign } from "./signer.js";
+import { issueServiceCert, serviceCerts } from "./service-certs.js";
 import { SqliteStore } from "./store/sqlite.js";
 import { ensureDir, writeFileAtomic } from "../util/files.js";
 import { loadYamlConfig } from "../config/load.js";
@@ -36,8 +35,6 @@ export interface InitResult {
   serverUrl: string;
 }
 
-const SERVICE_LIFETIME_MS = 365 * 86_400_000;
-
 export async function initServer(o: InitOptions): Promise<InitResult> {
   const paths = serverPaths(o.dir);
   await ensureDir(paths.dir, 0o700);
@@ -53,11 +50,19 @@ export async function initServer(o: InitOptions): Promise<InitResult> {
   const config = loadYamlConfig(ServerConfig, paths.config);
   if (o.caKeyPem) {
     // A provided CA must be usable in this process's mode (an Ed25519 CA cannot sign in FIPS mode).
-    const key = describeKeyObject(createPrivateKey(o.caKeyPem));
+    // An unparsable key is left to ensureCa, which explains what is wrong with it.
+    let key: ReturnType<typeof describeKeyObject> | undefined;
     try {
-      assertKeyAlgorithmAllowed(key.algorithm ?? key.description);
-    } catch (e) {
-      throw new Error(`the provided CA key (${key.description}) cannot be used: ${(e as Error).message}`);
+      key = describeKeyObject(createPrivateKey(o.caKeyPem));
+    } catch {
+      key = undefined;
+    }
+    if (key) {
+      try {
+        assertKeyAlgorithmAllowed(key.algorithm ?? key.description);
+      } catch (e) {
+        throw new Error(`the provided CA key (${key.description}) cannot be used: ${(e as Error).message}`);
+      }
     }
   }
   const kek = await ensureKek(paths, o.random);
@@ -68,27 +73,13 @@ export async function initServer(o: InitOptions): Promise<InitResult> {
   const ca = await loadCa(paths, kek);
   const store = new SqliteStore(paths.db);
   try {
-    if (!existsSync(paths.tlsCert) || !existsSync(paths.tlsKey)) {
-      await ensureDir(paths.tlsDir, 0o700);
-      const keys = await generateKeyPair("ECDSA-P256");
-      const spki = await crypto.subtle.exportKey("spki", keys.publicKey);
-      const s = await sign(ca, { owner: "nodecert:server", subject: [{ CN: ["nodecert-server"] }], spki, kind: "server", sans: config.sans, lifetimeMs: SERVICE_LIFETIME_MS }, o.now, o.random);
-      await writeFileAtomic(paths.tlsKey, await exportPrivateKeyPem(keys.privateKey), 0o600);
-      await writeFileAtomic(paths.tlsCert, s.chainPem, 0o644);
-      await store.recordCertificate(s.record);
+    // Existing ones are kept: the running server renews them (ServiceCertRenewal).
+    for (const svc of serviceCerts(paths, config.sans)) {
+      if (!existsSync(svc.certFile) || !existsSync(svc.keyFile)) await issueServiceCert(ca, svc, { store, now: o.now, random: o.random });
     }
     const { host, port } = parseListen(config.listen);
     const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
     const serverUrl = `https://${urlHost}:${port}`;
-    if (!existsSync(paths.adminCert) || !existsSync(paths.adminKey)) {
-      await ensureDir(paths.adminDir, 0o700);
-      const keys = await generateKeyPair("ECDSA-P256");
-      const spki = await crypto.subtle.exportKey("spki", keys.publicKey);
-      const s = await sign(ca, { owner: ADMIN_CN, subject: [{ O: [ADMIN_ORG] }, { CN: [ADMIN_CN] }], spki, kind: "admin", lifetimeMs: SERVICE_LIFETIME_MS }, o.now, o.random);
-      await writeFileAtomic(paths.adminKey, await exportPrivateKeyPem(keys.privateKey), 0o600);
-      await writeFileAtomic(paths.adminCert, s.chainPem, 0o600);
-      await store.recordCertificate(s.record);
-    }
     await writeFileAtomic(paths.adminCa, ca.bundlePem, 0o600);
     if (!existsSync(paths.adminServerUrl)) await writeFileAtomic(paths.adminServerUrl, serverUrl + "\n", 0o600);
     return { paths, pin: ca.pin, createdCa, serverUrl: (await fs.readFile(paths.adminServerUrl, "utf8")).trim() };

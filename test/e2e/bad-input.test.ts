@@ -217,4 +217,33 @@ describe("e2e: bad input gets a clear error and changes nothing", function () {
       evil.close();
     }
   });
+
+  it("a /v1/ca bundle that adds an unpinned CA next to the pinned one gains no trust: the impostor's TLS is refused and the token never leaves the node", async () => {
+    // The attacker can put the real (public) CA certificate in its bundle to satisfy the pin,
+    // but holds only its own CA's key: its TLS certificate and anything it signs chain to that.
+    const attacker = await startServer();
+    await attacker.close();
+    const attackerCa = await loadCa((await import("../../src/server/paths.js")).serverPaths(attacker.dir));
+    const tls = { cert: readFileSync(attacker.paths.tlsCert), key: readFileSync(attacker.paths.tlsKey), minVersion: "TLSv1.3" as const };
+    const seen: string[] = [];
+    const evil = https.createServer(tls, (req, res) => {
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ""}`);
+      res.setHeader("content-type", "application/json");
+      if (req.url === "/v1/ca") return res.end(JSON.stringify({ v: 1, caBundle: server.ca.bundlePem + attackerCa.bundlePem }));
+      res.statusCode = 500;
+      res.end("{}");
+    });
+    await new Promise<void>((r) => evil.listen(0, "127.0.0.1", r));
+    try {
+      const root = path.join(tempDir(), "node");
+      const port = (evil.address() as { port: number }).port;
+      const r = await nodecert(["join", "--server", `https://127.0.0.1:${port}`, "--token", "abcdef.0123456789abcdef", "--ca-cert-hash", server.pin, "--root", root, "--node-name", "node-b", "--address", "127.0.0.1"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /cannot reach https:\/\/127\.0\.0\.1:\d+: .*(self.signed|unable to (get|verify)|UNABLE_TO)/i);
+      assert.deepEqual(seen, ["GET /v1/ca "], "only the untrusted CA fetch reached the impostor; the token was never sent");
+      expectNothingInstalled(root);
+    } finally {
+      evil.close();
+    }
+  });
 });
