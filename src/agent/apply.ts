@@ -17,6 +17,8 @@ export interface InstallPlan {
   caBundle: string;
   pairs: Partial<Record<CertKind, { chainPem: string; keyPem: string }>>;
   at: string;
+  /** A (re-)join: the node starts over, so a recorded eviction no longer applies. */
+  joined?: boolean;
 }
 
 export function pendingFile(layout: NodeLayout): string {
@@ -57,9 +59,10 @@ async function finishInstall(layout: NodeLayout, plan: InstallPlan, now: Date): 
     server: plan.server,
     caPin: plan.caPin,
     apiServer: plan.apiServer,
-    joinedAt: prev?.joinedAt ?? plan.at,
+    joinedAt: plan.joined ? plan.at : (prev?.joinedAt ?? plan.at),
     certificates,
   };
+  if (plan.joined) delete state.evicted;
   await writeState(layout, state);
   await fs.rm(pendingFile(layout), { force: true });
   return state;

@@ -85,6 +85,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   }
   let evicted = state?.evicted;
   let channel: Channel | undefined;
+  let closing = false;
   const identity = d.identity ?? (() => nodeIdentity({ nodeName: config.nodeName ?? state?.nodeName, addresses: config.addresses, facts: d.hostFacts }));
   const renewer = new Renewer({
     config,
@@ -104,8 +105,8 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       d.onInstalled?.(kinds, s);
     },
   });
-  if (config.channel.enabled && !evicted) {
-    channel = new Channel({
+  const newChannel = () =>
+    new Channel({
       layout,
       logger: log,
       clock,
@@ -117,7 +118,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       options: { heartbeatMs: config.channel.heartbeat, reconnectInitialMs: config.channel.reconnectInitial, reconnectMaxMs: config.channel.reconnectMax },
       onEvicted: (reason) => (evicted = { at: clock().toISOString(), reason }),
     });
-  }
+  if (config.channel.enabled && !evicted) channel = newChannel();
 
   const readiness = async (): Promise<Readiness> => {
     if (evicted) return { ready: false, reason: `evicted by the control plane at ${evicted.at}: ${evicted.reason}` };
@@ -169,8 +170,20 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
 
   const runCheck = async () => {
     try {
-      // An evicted node keeps watching its certificates but asks for nothing.
-      if (evicted) return { renewed: [], skipped: [], decisions: await renewer.evaluate() };
+      // An evicted node keeps watching its certificates but asks for nothing, until an operator
+      // re-joins it ('nodecert join' with a token bound to the node clears the mark on disk).
+      if (evicted) {
+        const onDisk = await readState(layout).catch(() => undefined);
+        if (!onDisk?.certificates.client || onDisk.evicted) return { renewed: [], skipped: [], decisions: await renewer.evaluate() };
+        log.info("eviction lifted: the node was re-joined; renewing and connecting again", { node: onDisk.nodeName, clientSerial: onDisk.certificates.client.serial });
+        evicted = undefined;
+        state = onDisk;
+        if (config.channel.enabled && !closing) {
+          await channel?.stop();
+          channel = newChannel();
+          channel.start();
+        }
+      }
       return await renewer.tick();
     } catch (e) {
       log.error("certificate check failed", { error: (e as Error).message });
@@ -199,7 +212,9 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
     healthPort: health.port,
     renewer,
     metrics,
-    channel,
+    get channel() {
+      return channel;
+    },
     state: () => state,
     joined,
     readiness,
@@ -217,6 +232,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       log.info("configuration reloaded", { schedule: config.schedule, rescheduled });
     },
     async close() {
+      closing = true;
       await notify({ stopping: true, status: "stopping" }).catch(() => undefined);
       job.stop();
       await channel?.stop();

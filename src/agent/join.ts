@@ -94,6 +94,7 @@ export async function join(o: JoinOptions): Promise<AgentState> {
       caBundle: jr.caBundle,
       pairs: { client: { chainPem: jr.certificates.client, keyPem: clientKeyPem }, serving: { chainPem: jr.certificates.serving, keyPem: servingKeyPem } },
       at: now.toISOString(),
+      joined: true,
     },
     now,
   );

@@ -178,8 +178,25 @@ export class Renewer {
     try {
       const clientUnusable = clientDecision?.action === "urgent" && /missing|expired|unreadable|does not match/.test(clientDecision.reason);
       const token = clientUnusable ? await this.readToken() : undefined;
-      const state = token ? await this.rejoin(token) : await this.renewOverMtls(todo);
-      const installed = token ? KINDS : todo;
+      let state: AgentState;
+      let installed = todo;
+      if (token) {
+        try {
+          state = await this.rejoin(token);
+          installed = KINDS;
+        } catch (e) {
+          // A spent token left in the file must not hide the other way back: a server with
+          // renewAfterExpiry accepts the expired certificate (the handshake proves its key).
+          if (!/expired/.test(clientDecision!.reason)) throw e;
+          const rejoinError = (e as Error).message;
+          state = await this.renewOverMtls(todo).catch((e2: Error) => {
+            throw new RenewError(`re-join with the token in ${this.d.config.tokenFile} failed (${rejoinError}); renewal with the expired certificate failed too (${e2.message})`);
+          });
+          this.d.logger.warn("re-join with the token file failed; renewed with the expired certificate instead", { error: rejoinError });
+        }
+      } else {
+        state = await this.renewOverMtls(todo);
+      }
       this.onSuccess(installed);
       await this.afterInstall(installed, state);
       const renewed = installed.map((k) => ({ kind: k, serial: state.certificates[k]!.serial, notAfter: state.certificates[k]!.notAfter }));

@@ -42,7 +42,7 @@ export async function certificateStatus(layout: NodeLayout, now: Date): Promise<
     const rec = state?.certificates[kind];
     if (rec?.renewAt && rec.serial === row.serial) row.nextRenewal = rec.renewAt;
     if (state?.lastError) row.lastError = `${state.lastError.at}: ${state.lastError.message}`;
-    if (state?.evicted) row.evicted = `${state.evicted.at}: ${state.evicted.reason} (re-join with a new bootstrap token)`;
+    if (state?.evicted) row.evicted = `${state.evicted.at}: ${state.evicted.reason} (to re-join: 'nodecert token create --node ${state.nodeName}' on the control plane, then 'nodecert join' here)`;
     rows.push(row);
   }
   const ca = await fs.readFile(layout.caFile, "utf8").catch(() => undefined);

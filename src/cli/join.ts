@@ -32,7 +32,7 @@ export function registerJoin(program: Command): void {
       logger.info("crypto provider", cryptoReportFields(crypto));
       const layout = nodeLayout(o.root);
       const existing = await readState(layout);
-      if (existing && statusHealthy((await certificateStatus(layout, new Date())).filter((r) => !r.certificate.startsWith("ca")))) {
+      if (existing && !existing.evicted && statusHealthy((await certificateStatus(layout, new Date())).filter((r) => !r.certificate.startsWith("ca")))) {
         process.stdout.write(`already joined as ${existing.nodeName} with valid certificates; nothing to do\n`);
         return;
       }

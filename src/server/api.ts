@@ -123,6 +123,18 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       d.logger.warn("join denied", { node: jr.nodeName, source, rule: decision.rule, reason: decision.reason });
       throw new HttpError(403, "denied", decision.reason, decision.rule);
     }
+    // A token that anyone may use must not take over a node that exists (or lift its eviction):
+    // that needs a token the operator bound to this node.
+    const existing = await d.store.getNode(jr.nodeName);
+    if (existing && check.record.node !== jr.nodeName) {
+      const reason =
+        `node "${jr.nodeName}" already joined (first seen ${existing.firstSeen.toISOString()}, last seen ${existing.lastSeen.toISOString()}` +
+        `${existing.evictedAt ? `, evicted at ${existing.evictedAt.toISOString()}` : ""}); an unbound bootstrap token cannot take it over: ` +
+        `to re-join it, create a token bound to it with 'nodecert token create --node ${jr.nodeName}'`;
+      await d.store.audit({ time: now, type: "join.denied", node: jr.nodeName, source, rule: "existing-node", reason, detail: { tokenId: check.record.id } });
+      d.logger.warn("join denied", { node: jr.nodeName, source, rule: "existing-node", reason });
+      throw new HttpError(403, "denied", reason, "existing-node");
+    }
     const subject = nodeSubject(jr.nodeName);
     const signedClient = await sign(d.authority.signer, { owner: jr.nodeName, subject, spki: client.spki, kind: "client", lifetimeMs: d.config.certificates.maxClientLifetime }, now, d.random);
     const signedServing = await sign(
@@ -137,7 +149,13 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       node: jr.nodeName,
       facts: jr.facts,
       certificates: [signedClient.record, signedServing.record],
-      audit: { time: now, type: "join.issued", node: jr.nodeName, source, detail: { tokenId: check.record.id, client: signedClient.record.serial, serving: signedServing.record.serial } },
+      audit: {
+        time: now,
+        type: existing ? "join.rejoined" : "join.issued",
+        node: jr.nodeName,
+        source,
+        detail: { tokenId: check.record.id, client: signedClient.record.serial, serving: signedServing.record.serial, ...(existing?.evictedAt ? { liftedEviction: existing.evictedAt.toISOString() } : {}) },
+      },
     });
     if (!committed) {
       limiter.fail(source);

@@ -277,16 +277,22 @@ describe("agent renewal against a real server", function () {
     const ready = await h.agent.readiness();
     assert.equal(ready.ready, false);
     assert.match(ready.reason, /expired/);
-    // The token file comes back: the agent re-joins.
+    // An unbound token cannot re-join an existing node; one bound to it can.
     await writeFileAtomic(h.tokenFile, (await server.createToken()) + "\n");
+    const unbound = await h.agent.renewer.renew(["client", "serving"], { force: true });
+    assert.match(unbound.error ?? "", /rule existing-node.*nodecert token create --node n1/);
+    await writeFileAtomic(h.tokenFile, (await server.createToken({ node: "n1" })) + "\n");
     const rejoined = await h.agent.renewer.renew(["client", "serving"], { force: true });
     assert.equal(rejoined.error, undefined);
     assert.equal(rejoined.renewed.length, 2);
     await h.agent.tick();
     assert.equal((await h.agent.readiness()).ready, true);
 
+    // A spent token left in the token file does not stop the renewAfterExpiry path.
+    await writeFileAtomic(g.tokenFile, "abcdef.0123456789abcdef\n");
     const accepted = await g.agent.renewer.renew(["client", "serving"], { force: true });
     assert.equal(accepted.error, undefined, "renewed with the expired certificate (the TLS handshake proved possession of its key)");
+    assert.ok(g.lines.some((l) => l.includes("re-join with the token file failed; renewed with the expired certificate instead")));
     clock.advance(2 * 3600_000);
     const tooLate = await g.agent.renewer.renew(["client", "serving"], { force: true });
     assert.match(tooLate.error ?? "", /this server accepts expired certificates for only 1h/);

@@ -11,12 +11,15 @@ import { cronScheduler, validateSchedule } from "../../src/agent/scheduler.js";
 import { writeFileAtomic } from "../../src/util/files.js";
 import { BIN, captureLogger, freePort, nodecert, startServer, tempDir, type TestServer } from "../support/helpers.js";
 
+let nodes = 0;
+/** A freshly joined node with a name of its own (one server is shared by these tests). */
 async function joinedRoot(server: TestServer): Promise<{ root: string; configFile: string }> {
   const root = path.join(tempDir(), "node");
-  const r = await nodecert(["join", "--server", server.url, "--token", await server.createToken(), "--ca-cert-hash", server.pin, "--root", root, "--node-name", "n1", "--address", "127.0.0.1"]);
+  const name = `n${++nodes}`;
+  const r = await nodecert(["join", "--server", server.url, "--token", await server.createToken(), "--ca-cert-hash", server.pin, "--root", root, "--node-name", name, "--address", "127.0.0.1"]);
   assert.equal(r.code, 0, r.stderr);
   const configFile = path.join(tempDir(), "agent.yaml");
-  writeFileSync(configFile, YAML.stringify({ root, server: server.url, caCertHash: server.pin, nodeName: "n1", addresses: { only: ["127.0.0.1"] }, healthListen: "127.0.0.1:0", hooks: [] }));
+  writeFileSync(configFile, YAML.stringify({ root, server: server.url, caCertHash: server.pin, nodeName: name, addresses: { only: ["127.0.0.1"] }, healthListen: "127.0.0.1:0", hooks: [] }));
   return { root, configFile };
 }
 

@@ -220,12 +220,15 @@ export class SqliteStore implements Store {
     })();
   }
 
-  /** A (re-)join starts a new lineage: certificates from before it can no longer renew. */
+  /**
+   * A (re-)join starts a new lineage: certificates from before it can no longer renew. The API only
+   * lets a re-join through with a token bound to the node, so it also lifts an eviction.
+   */
   private upsertNode(name: string, facts: unknown, now: Date): void {
     this.db
       .prepare(
         `INSERT INTO nodes (name, facts, first_seen, last_seen) VALUES (?,?,?,?)
-         ON CONFLICT(name) DO UPDATE SET facts = excluded.facts, last_seen = excluded.last_seen, confirmed_serial = NULL`,
+         ON CONFLICT(name) DO UPDATE SET facts = excluded.facts, last_seen = excluded.last_seen, confirmed_serial = NULL, evicted_at = NULL`,
       )
       .run(name, JSON.stringify(facts), now.getTime(), now.getTime());
   }
