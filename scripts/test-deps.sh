@@ -12,7 +12,13 @@ command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "test-deps: installing ${need[*]}" >&2
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  apt-get update -qq >/dev/null
+  # One at a time: a package missing from this machine's sources must not block the others.
+  for p in "${need[@]}"; do
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null 2>&1 && continue
+    # Debian itself ships kubectl as kubernetes-client; "kubectl" comes from Google's repository.
+    if [ "$p" = kubectl ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null 2>&1; fi
+  done
 fi
 for t in "${need[@]}"; do
   tool=$t

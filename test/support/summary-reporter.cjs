@@ -7,8 +7,9 @@ class SummaryReporter extends Mocha.reporters.Spec {
     super(runner, options);
     runner.once(EVENT_RUN_END, () => {
       const s = runner.stats;
-      const skipped = s.pending ? `, ${s.pending} skipped` : "";
-      process.stdout.write(`${s.passes} passed, ${s.failures} failed${skipped}\n`);
+      // Skips are reported on their own line so the last line is exactly "N passed, N failed".
+      if (s.pending) process.stdout.write(`${s.pending} skipped (see the skip reasons above)\n`);
+      process.stdout.write(`${s.passes} passed, ${s.failures} failed\n`);
     });
   }
 }
