@@ -199,6 +199,9 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   });
   const scheduler = d.scheduler ?? cronScheduler(log);
   let job: ScheduledJob = scheduler(config.schedule, runCheck);
+  if (state?.keyAlgorithm && state.keyAlgorithm !== config.keyAlgorithm) {
+    log.warn("using the key algorithm a rotation campaign set, not keyAlgorithm from the configuration", { inForce: state.keyAlgorithm, configured: config.keyAlgorithm });
+  }
   log.info("agent started", { node: state?.nodeName ?? config.nodeName, root: layout.root, schedule: config.schedule, clientSerial: state?.certificates.client?.serial });
   if (!state && !(config.tokenFile && config.server && config.caCertHash)) {
     log.warn("node has no certificates and no join configuration: set server, caCertHash and tokenFile in agent.yaml, or run 'nodecert join'", { root: layout.root });
@@ -222,8 +225,12 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
     reload(next: AgentConfig) {
       validateSchedule(next.schedule);
       if (next.root !== config.root) log.warn("root cannot change on reload; restart the agent to move it", { root: config.root });
+      // These are bound at startup (listeners, the channel, the crypto provider): say so rather
+      // than pretend a reload applied them.
+      const restartOnly = (["stateDir", "healthListen", "controlSocket", "channel", "fips", "fipsProviderDir"] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(config[k]));
+      if (restartOnly.length) log.warn("some changed settings take effect only after a restart of the agent", { settings: restartOnly });
       const rescheduled = next.schedule !== config.schedule;
-      config = { ...next, root: config.root };
+      config = { ...next, root: config.root, stateDir: config.stateDir, healthListen: config.healthListen, controlSocket: config.controlSocket, channel: config.channel, fips: config.fips, fipsProviderDir: config.fipsProviderDir };
       renewer.updateConfig(config);
       if (rescheduled) {
         job.stop();

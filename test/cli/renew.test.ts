@@ -105,6 +105,10 @@ describe("cli: renew, needs-renewal, SIGHUP, schedule", function () {
     writeFileSync(configFile, YAML.stringify({ ...cfg, schedule: "*/5 * * * *" }));
     child.kill("SIGHUP");
     await waitFor(/"message":"configuration reloaded".*"rescheduled":true,"schedule":"\*\/5 \* \* \* \*"/);
+    // A listener address cannot move on reload: the agent says so instead of pretending.
+    writeFileSync(configFile, YAML.stringify({ ...cfg, schedule: "*/5 * * * *", healthListen: "127.0.0.1:1" }));
+    child.kill("SIGHUP");
+    await waitFor(/"message":"some changed settings take effect only after a restart of the agent","settings":\["healthListen"\]/);
     writeFileSync(configFile, YAML.stringify({ ...cfg, schedule: "not a schedule" }));
     child.kill("SIGHUP");
     await waitFor(/"error":"invalid schedule \\"not a schedule\\".*"message":"configuration reload failed; keeping the previous configuration"/);
