@@ -43,6 +43,9 @@ esac
     for (const f of ["bin", "src", "package.json", "tsconfig.json"]) cpSync(path.join(ROOT, f), path.join(dir, f), { recursive: true });
     symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
     cpSync(path.join(ROOT, "snap/hooks"), path.join(dir, "meta/hooks"), { recursive: true });
+    // The bundled runtime snapcraft's npm plugin puts at $SNAP/bin/node; it notes each use.
+    writeFileSync(path.join(dir, "bin/node"), `#!/bin/sh\necho "$*" >> "${this.ctl}/bundled-node.log"\nexec "${process.execPath}" "$@"\n`);
+    chmodSync(path.join(dir, "bin/node"), 0o755);
     patch?.(dir);
     return dir;
   }
@@ -65,6 +68,12 @@ esac
 
   hook(snap: string, rev: number, name: string) {
     return run(path.join(snap, "meta/hooks", name), [], { env: this.env(snap, rev) });
+  }
+
+  /** Command lines the bundled $SNAP/bin/node ran. */
+  bundledNodeRuns(): string[] {
+    const f = path.join(this.ctl, "bundled-node.log");
+    return existsSync(f) ? readFileSync(f, "utf8").trim().split("\n") : [];
   }
 
   calls(): string[] {
@@ -143,6 +152,8 @@ describe("snap: hooks in a simulated snap environment; refresh keeps keys, rever
     assert.equal(post.code, 0, post.stderr + post.stdout);
     assert.match(post.stdout, /agent state .*state\.json: v1 → v2: record the migrating revision/);
     assert.ok(sim.calls().includes("restart nodecert.agent"), `post-refresh restarts the agent: ${sim.calls()}`);
+    const runs = sim.bundledNodeRuns();
+    assert.ok(runs.some((l) => / migrate --config /.test(l)) && runs.some((l) => / agent --config /.test(l)), `hooks and daemons run on the bundled $SNAP/bin/node:\n${runs.join("\n")}`);
     const migrated = JSON.parse(readFileSync(path.join(sim.common, "state/state.json"), "utf8"));
     assert.equal(migrated.schemaVersion, 2);
     assert.ok(existsSync(path.join(sim.common, "state/state.json.v1.bak")), "the v1 state is kept as a backup");
