@@ -22,6 +22,8 @@ interface Conn {
   ws: WebSocket;
   alive: boolean;
   serial: string;
+  /** Ids of commands sent on this connection and not acknowledged yet. */
+  unacked: Set<string>;
 }
 
 type Outbound = ServerMessage extends infer M ? (M extends { v: number; id: string } ? Omit<M, "v" | "id"> : never) : never;
@@ -45,8 +47,9 @@ export interface HubEvents {
 export class Hub extends EventEmitter<HubEvents> {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024, perMessageDeflate: false });
   private readonly conns = new Map<string, Conn>();
-  /** Commands sent and not yet acknowledged: id → node. */
-  private readonly sent = new Map<string, string>();
+  /** Commands sent and not yet acknowledged: id → the connection it went out on. An ack comes back
+   * on that connection or never, so a closed connection takes its entries with it. */
+  private readonly sent = new Map<string, Conn>();
   private heartbeat: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: HubDeps) {
@@ -68,6 +71,11 @@ export class Hub extends EventEmitter<HubEvents> {
     return this.conns.has(node);
   }
 
+  /** Commands awaiting an ack (bounded by what live connections have outstanding). */
+  get unackedCount(): number {
+    return this.sent.size;
+  }
+
   connectedNodes(): string[] {
     return [...this.conns.keys()];
   }
@@ -77,7 +85,8 @@ export class Hub extends EventEmitter<HubEvents> {
     const c = this.conns.get(node);
     if (!c) return undefined;
     const id = randomUUID();
-    this.sent.set(id, node);
+    this.sent.set(id, c);
+    c.unacked.add(id);
     c.ws.send(JSON.stringify({ v: CHANNEL_VERSION, id, ...msg }));
     return id;
   }
@@ -134,13 +143,18 @@ export class Hub extends EventEmitter<HubEvents> {
     const log = this.d.logger;
     const previous = this.conns.get(node);
     if (previous) previous.ws.close(1000, "replaced by a newer connection");
-    const conn: Conn = { node, ws, alive: true, serial };
+    const conn: Conn = { node, ws, alive: true, serial, unacked: new Set() };
     this.conns.set(node, conn);
     log.info("agent connected", { node, source, serial });
     this.emit("connect", node);
     ws.on("pong", () => (conn.alive = true));
-    ws.on("error", (e) => log.warn("channel error", { node, error: e.message }));
+    ws.on("error", (e: Error & { code?: string }) => {
+      if (e.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") log.warn("closing channel: policy violation", { node, reason: `frame exceeds the 1 MiB transport limit (messages are limited to ${MAX_FRAME_BYTES} bytes)` });
+      else log.warn("channel error", { node, error: e.message });
+    });
     ws.on("close", (code, reason) => {
+      for (const id of conn.unacked) this.sent.delete(id);
+      conn.unacked.clear();
       if (this.conns.get(node) === conn) {
         this.conns.delete(node);
         this.emit("disconnect", node);
@@ -181,7 +195,10 @@ export class Hub extends EventEmitter<HubEvents> {
           addresses: msg.addresses,
           trustBundleSha256: msg.trustBundleSha256,
         };
-        void this.d.store.recordReport(conn.node, report, now).then(() => this.emit("hello", conn.node, msg));
+        void this.d.store
+          .recordReport(conn.node, report, now)
+          .then(() => this.emit("hello", conn.node, msg))
+          .catch((e: Error) => this.d.logger.error("could not record an agent's hello", { node: conn.node, error: e.message }));
         return;
       }
       case "status": {
@@ -190,16 +207,17 @@ export class Hub extends EventEmitter<HubEvents> {
           if (!prev) return;
           await this.d.store.recordReport(conn.node, { ...prev, certificates: msg.certificates, trustBundleSha256: msg.trustBundleSha256 ?? prev.trustBundleSha256 }, now);
           this.emit("status", conn.node);
-        });
+        }).catch((e: Error) => this.d.logger.error("could not record an agent's status", { node: conn.node, error: e.message }));
         return;
       }
       case "ack": {
         const to = this.sent.get(msg.commandId);
-        if (to !== conn.node) {
+        if (to !== conn) {
           this.d.logger.warn("ignoring an ack for a command this server never sent to the node", { node: conn.node, commandId: msg.commandId });
           return;
         }
         this.sent.delete(msg.commandId);
+        conn.unacked.delete(msg.commandId);
         this.emit("ack", conn.node, msg);
         return;
       }
