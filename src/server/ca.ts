@@ -34,6 +34,13 @@ export async function readKek(paths: ServerPaths): Promise<Buffer> {
 export async function ensureKek(paths: ServerPaths, random: RandomBytes): Promise<Buffer> {
   if (existsSync(paths.kek)) return readKek(paths);
   if (process.env.CREDENTIALS_DIRECTORY) throw new Error(`no key-encryption key in $CREDENTIALS_DIRECTORY (${paths.kek})`);
+  // A new KEK next to an existing sealed CA key could never open it: the old KEK was moved.
+  if (existsSync(paths.caKeyEnc)) {
+    throw new Error(
+      `${paths.caKeyEnc} exists but its key-encryption key ${paths.kek} does not: if you moved it (e.g. to /etc/nodecert/kek for systemd's LoadCredential=), ` +
+        `run with CREDENTIALS_DIRECTORY pointing at its directory or put it back; refusing to create a new one`,
+    );
+  }
   const kek = Buffer.from(random(32));
   await writeFileAtomic(paths.kek, kek, 0o600);
   return kek;

@@ -154,5 +154,9 @@ describe("server key-encryption key from systemd credentials", () => {
     const ca = await loadCa(sp(dir, { CREDENTIALS_DIRECTORY: creds }));
     assert.match(ca.pin, /^sha256:/);
     await assert.rejects(loadCa(sp(dir, {})), /cannot read the key-encryption key at .*kek \(ENOENT\)/);
+    // Re-running init after moving the KEK must not mint a new one that can never open the CA key.
+    await assert.rejects(initServer({ dir, now: new Date(), random }), /ca\.key\.enc exists but its key-encryption key .*kek does not: if you moved it .*refusing to create a new one/);
+    const { existsSync } = await import("node:fs");
+    assert.equal(existsSync(sp(dir).kek), false, "no new KEK was written");
   });
 });
