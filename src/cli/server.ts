@@ -3,10 +3,11 @@ import { promises as fs } from "node:fs";
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
 import { initServer } from "../server/init.js";
-import { runServer } from "../server/run.js";
-import { createLogger } from "../log.js";
+import { runServer, type RunningServer } from "../server/run.js";
+import { createLogger, type Logger } from "../log.js";
 import { loadYamlConfig } from "../config/load.js";
-import { ServerConfig } from "../config/server.js";
+import { ServerConfig, parseListen } from "../config/server.js";
+import { notifySystemd, type NotifyState } from "../agent/sd-notify.js";
 import { serverPaths } from "../server/paths.js";
 import { existsSync } from "node:fs";
 import { ensureCryptoMode, cryptoReportFields, parseFipsMode } from "../crypto/fips-exec.js";
@@ -63,6 +64,26 @@ export function registerServer(program: Command): void {
       const crypto = await ensureCryptoMode(config.fips, { providerDir: config.fipsProviderDir });
       logger.info("crypto provider", cryptoReportFields(crypto));
       const s = await runServer({ dir: o.dir, listen: o.listen, logger });
-      onShutdown(logger, () => s.close());
+      onShutdown(logger, async () => {
+        await reportToSystemd(logger, { stopping: true, status: "stopping" });
+        await s.close();
+      });
+      // The unit is Type=notify: without READY=1 systemd kills the server at TimeoutStartSec and
+      // restarts it, forever. Sent only now that it listens (CA, keys and database loaded).
+      await reportToSystemd(logger, { ready: true, status: await statusLine(s) });
     });
+}
+
+/** What `systemctl status` shows: where it listens and how many nodes it manages. */
+async function statusLine(s: RunningServer): Promise<string> {
+  const nodes = (await s.store.listNodes()).filter((n) => !n.evictedAt).length;
+  const { host } = parseListen(s.config.listen);
+  return `listening on ${host.includes(":") ? `[${host}]` : host}:${s.port}, ${nodes} node${nodes === 1 ? "" : "s"}`;
+}
+
+/** Never fails the server: systemd-notify's absence or failure is logged. */
+async function reportToSystemd(logger: Logger, state: NotifyState): Promise<void> {
+  const r = await notifySystemd(state);
+  if (r.outcome === "failed") logger.warn("could not report to systemd", { detail: r.detail, state: state.ready ? "ready" : state.stopping ? "stopping" : "status" });
+  else if (r.outcome === "sent") logger.info(state.ready ? "reported ready to systemd" : "reported to systemd", { detail: r.detail });
 }

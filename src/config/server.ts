@@ -10,7 +10,7 @@ const duration = durationMs;
 export const ServerConfig = z
   .object({
     listen: z.string().default("0.0.0.0:9443"),
-    /** Names and addresses for the server's own TLS certificate (used at init). */
+    /** Names and addresses for the server's own TLS certificate; a change re-issues it at the next start. */
     sans: z.array(z.string()).default(["localhost", "127.0.0.1", "::1"]),
     /** The URL nodes write into kubelet.conf. */
     apiServerUrl: z.string().url().default("https://127.0.0.1:6443"),

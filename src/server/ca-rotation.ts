@@ -6,18 +6,14 @@
 import { promises as fs, existsSync } from "node:fs";
 import path from "node:path";
 import type { Logger } from "../log.js";
-import type { x509 } from "../crypto/provider.js";
 import type { RandomBytes } from "../pki/certificate.js";
 import { certificateInfo } from "../pki/certificate-info.js";
-import { exportPrivateKeyPem, generateKeyPair } from "../pki/keys.js";
-import { ADMIN_CN, ADMIN_ORG } from "../pki/names.js";
 import { ensureCa, loadCa, type LoadedCa } from "./ca.js";
 import type { ServerPaths } from "./paths.js";
 import { Authority, bundleSha256 } from "./authority.js";
 import type { Store } from "./store/store.js";
 import type { Hub } from "./hub.js";
 import type { Campaigns } from "./campaigns.js";
-import { sign } from "./signer.js";
 import { writeFileAtomic } from "../util/files.js";
 
 export type CaPhase = "prepare" | "switch" | "finishing" | "done";
@@ -41,7 +37,6 @@ export interface CaRotationStatus {
 }
 
 const KEY = "ca-rotation";
-const SERVICE_LIFETIME_MS = 365 * 86_400_000;
 
 export function nextCaPaths(p: ServerPaths): ServerPaths {
   const caDir = path.join(p.dir, "ca-next");
@@ -59,7 +54,11 @@ export interface CaRotationDeps {
   random: RandomBytes;
   /** Re-applies the server's TLS identity and client-CA list (hot, no restart). */
   reloadTls: () => Promise<void>;
-  serverSans: string[];
+  /**
+   * Re-issues the server's TLS and admin certificates that the current signer did not sign, and
+   * hot-reloads the TLS one (ServiceCertRenewal.check, which also runs hourly: one code path).
+   */
+  ensureServiceCertificates: (trigger: string) => Promise<unknown>;
   maxInFlight: number;
   autoAdvance: boolean;
 }
@@ -191,7 +190,8 @@ export class CaRotation {
     const old = this.d.authority.signer;
     const next = await loadCa(nextCaPaths(this.d.paths));
     this.d.authority.set(next, old);
-    await this.reissueServiceCertificates(next);
+    // The new CA signs now, so neither service certificate is signed by the signer: both re-issued.
+    await this.d.ensureServiceCertificates(`CA rotation ${s.id}: switch to the new CA`);
     const c = (await this.liveNodes()).length
       ? await this.d.campaigns.start({ nodes: "all", maxInFlight: this.d.maxInFlight, which: ["client", "serving"], reason: `CA rotation ${s.id}: re-issue from the new CA` })
       : undefined;
@@ -222,24 +222,6 @@ export class CaRotation {
       if (!existsSync(archive)) await fs.rename(p.caDir, archive);
       await fs.rename(np.caDir, p.caDir);
     }
-  }
-
-  private async reissueServiceCertificates(ca: LoadedCa): Promise<void> {
-    const p = this.d.paths;
-    const now = this.d.clock();
-    const services: { owner: string; subject: x509.JsonName; kind: "server" | "admin"; sans?: string[]; cert: string; key: string }[] = [
-      { owner: "nodecert:server", subject: [{ CN: ["nodecert-server"] }], kind: "server", sans: this.d.serverSans, cert: p.tlsCert, key: p.tlsKey },
-      { owner: ADMIN_CN, subject: [{ O: [ADMIN_ORG] }, { CN: [ADMIN_CN] }], kind: "admin", cert: p.adminCert, key: p.adminKey },
-    ];
-    for (const svc of services) {
-      const keys = await generateKeyPair("ECDSA-P256");
-      const spki = await crypto.subtle.exportKey("spki", keys.publicKey);
-      const signed = await sign(ca, { owner: svc.owner, subject: svc.subject, spki, kind: svc.kind, sans: svc.sans, lifetimeMs: SERVICE_LIFETIME_MS }, now, this.d.random);
-      await this.d.store.recordCertificate(signed.record);
-      await writeFileAtomic(svc.key, await exportPrivateKeyPem(keys.privateKey), 0o600);
-      await writeFileAtomic(svc.cert, signed.chainPem, svc.kind === "admin" ? 0o600 : 0o644);
-    }
-    await this.d.reloadTls();
   }
 
   /** The trust bundle changed: the server's client-CA list, the admin's ca.crt, every connected node. */
