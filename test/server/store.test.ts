@@ -58,6 +58,27 @@ describe("server/store/sqlite (a real SQLite file)", () => {
     db.close();
     assert.throws(() => new SqliteStore(file), /schema version \d+, newer than this nodecert understands/);
   });
+
+  it("reads a campaign's nodes by state, page by page in name order, one by one, and counted", async () => {
+    const s = new SqliteStore(path.join(tempDir(), "s.db"));
+    const names = ["n-05", "n-01", "n-04", "n-02", "n-03", "n-06"];
+    await s.createCampaign({ id: "c1", createdAt: clock.now(), state: "running", maxInFlight: 2, reason: "t", which: ["client"] }, names);
+    await s.createCampaign({ id: "c2", createdAt: clock.now(), state: "running", maxInFlight: 2, reason: "t", which: ["client"] }, ["n-01"]);
+    await s.updateCampaignNode("c1", "n-02", { state: "in-flight", commandId: "x", attempts: 1 });
+    await s.updateCampaignNode("c1", "n-04", { state: "done", serials: { client: "0a" } });
+    const nodesOf = (xs: { node: string }[]) => xs.map((x) => x.node);
+    assert.deepEqual(nodesOf(await s.listCampaignNodes("c1")), ["n-01", "n-02", "n-03", "n-04", "n-05", "n-06"]);
+    assert.deepEqual(nodesOf(await s.listCampaignNodes("c1", { state: "pending", limit: 2 })), ["n-01", "n-03"]);
+    assert.deepEqual(nodesOf(await s.listCampaignNodes("c1", { state: "pending", after: "n-03", limit: 2 })), ["n-05", "n-06"]);
+    assert.deepEqual(nodesOf(await s.listCampaignNodes("c1", { state: "pending", after: "n-06" })), []);
+    assert.deepEqual(nodesOf(await s.listCampaignNodes("c1", { state: "in-flight" })), ["n-02"]);
+    assert.equal((await s.getCampaignNode("c1", "n-02"))?.commandId, "x");
+    assert.deepEqual((await s.getCampaignNode("c1", "n-04"))?.serials, { client: "0a" });
+    assert.equal(await s.getCampaignNode("c2", "n-02"), undefined);
+    assert.deepEqual(await s.countCampaignNodes("c1"), { pending: 4, "in-flight": 1, done: 1, failed: 0 });
+    assert.deepEqual(await s.countCampaignNodes("c2"), { pending: 1, "in-flight": 0, done: 0, failed: 0 });
+    await s.close();
+  });
 });
 
 describe("server/store/sqlite: the newest certificate is the one recorded last", () => {

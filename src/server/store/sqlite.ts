@@ -1,7 +1,7 @@
 // SQLite-backed store (better-sqlite3). The schema is versioned with PRAGMA user_version.
 import Database from "better-sqlite3";
 import { chmodSync, existsSync } from "node:fs";
-import type { AuditEvent, CampaignNodeRecord, CampaignRecord, IssuedCertRecord, JoinCommit, NodeRecord, NodeReport, RenewalCommit, Store } from "./store.js";
+import type { AuditEvent, CampaignNodeQuery, CampaignNodeRecord, CampaignNodeState, CampaignRecord, IssuedCertRecord, JoinCommit, NodeRecord, NodeReport, RenewalCommit, Store } from "./store.js";
 import type { TokenRecord } from "../tokens.js";
 
 /** Each entry upgrades the schema by one version; never edit a released entry, append. */
@@ -149,6 +149,19 @@ interface CampaignNodeRow {
   next_attempt_at: number | null;
   serials: string | null;
 }
+
+const campaignNodeFromRow = (r: CampaignNodeRow): CampaignNodeRecord => ({
+  campaignId: r.campaign_id,
+  node: r.node,
+  state: r.state as CampaignNodeRecord["state"],
+  attempts: r.attempts,
+  lastError: r.last_error ?? undefined,
+  startedAt: r.started_at === null ? undefined : new Date(r.started_at),
+  finishedAt: r.finished_at === null ? undefined : new Date(r.finished_at),
+  commandId: r.command_id ?? undefined,
+  nextAttemptAt: r.next_attempt_at === null ? undefined : new Date(r.next_attempt_at),
+  serials: r.serials ? JSON.parse(r.serials) : undefined,
+});
 
 interface CertRow {
   serial: string;
@@ -315,19 +328,32 @@ export class SqliteStore implements Store {
     if (patch.finishedAt) this.db.prepare(`UPDATE campaigns SET finished_at = ? WHERE id = ?`).run(patch.finishedAt.getTime(), id);
   }
 
-  async listCampaignNodes(id: string): Promise<CampaignNodeRecord[]> {
-    return (this.db.prepare(`SELECT * FROM campaign_nodes WHERE campaign_id = ? ORDER BY node`).all(id) as CampaignNodeRow[]).map((r) => ({
-      campaignId: r.campaign_id,
-      node: r.node,
-      state: r.state as CampaignNodeRecord["state"],
-      attempts: r.attempts,
-      lastError: r.last_error ?? undefined,
-      startedAt: r.started_at === null ? undefined : new Date(r.started_at),
-      finishedAt: r.finished_at === null ? undefined : new Date(r.finished_at),
-      commandId: r.command_id ?? undefined,
-      nextAttemptAt: r.next_attempt_at === null ? undefined : new Date(r.next_attempt_at),
-      serials: r.serials ? JSON.parse(r.serials) : undefined,
-    }));
+  async listCampaignNodes(id: string, q: CampaignNodeQuery = {}): Promise<CampaignNodeRecord[]> {
+    const where = ["campaign_id = ?"];
+    const args: unknown[] = [id];
+    if (q.state) {
+      where.push("state = ?");
+      args.push(q.state);
+    }
+    if (q.after !== undefined) {
+      where.push("node > ?");
+      args.push(q.after);
+    }
+    if (q.limit !== undefined) args.push(q.limit);
+    const sql = `SELECT * FROM campaign_nodes WHERE ${where.join(" AND ")} ORDER BY node${q.limit !== undefined ? " LIMIT ?" : ""}`;
+    return (this.db.prepare(sql).all(...args) as CampaignNodeRow[]).map(campaignNodeFromRow);
+  }
+
+  async getCampaignNode(id: string, node: string): Promise<CampaignNodeRecord | undefined> {
+    const r = this.db.prepare(`SELECT * FROM campaign_nodes WHERE campaign_id = ? AND node = ?`).get(id, node) as CampaignNodeRow | undefined;
+    return r ? campaignNodeFromRow(r) : undefined;
+  }
+
+  async countCampaignNodes(id: string): Promise<Record<CampaignNodeState, number>> {
+    const counts: Record<CampaignNodeState, number> = { pending: 0, "in-flight": 0, done: 0, failed: 0 };
+    const rows = this.db.prepare(`SELECT state, COUNT(*) AS n FROM campaign_nodes WHERE campaign_id = ? GROUP BY state`).all(id) as { state: CampaignNodeState; n: number }[];
+    for (const r of rows) counts[r.state] = r.n;
+    return counts;
   }
 
   async updateCampaignNode(id: string, node: string, patch: Partial<Omit<CampaignNodeRecord, "campaignId" | "node">>): Promise<void> {

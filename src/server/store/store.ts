@@ -65,6 +65,13 @@ export interface CampaignNodeRecord {
   serials?: { client?: string; serving?: string };
 }
 
+export interface CampaignNodeQuery {
+  state?: CampaignNodeState;
+  /** Only nodes whose name sorts after this one (to read a campaign page by page). */
+  after?: string;
+  limit?: number;
+}
+
 export interface AuditEvent {
   time: Date;
   type: string; // e.g. join.issued, join.denied, token.created, token.rejected
@@ -115,7 +122,10 @@ export interface Store {
   getCampaign(id: string): Promise<CampaignRecord | undefined>;
   listCampaigns(): Promise<CampaignRecord[]>;
   updateCampaign(id: string, patch: Partial<Pick<CampaignRecord, "state" | "finishedAt">>): Promise<void>;
-  listCampaignNodes(id: string): Promise<CampaignNodeRecord[]>;
+  /** Ordered by node name; the query narrows it so a campaign step reads what it needs, not every node. */
+  listCampaignNodes(id: string, q?: CampaignNodeQuery): Promise<CampaignNodeRecord[]>;
+  getCampaignNode(id: string, node: string): Promise<CampaignNodeRecord | undefined>;
+  countCampaignNodes(id: string): Promise<Record<CampaignNodeState, number>>;
   updateCampaignNode(id: string, node: string, patch: Partial<Omit<CampaignNodeRecord, "campaignId" | "node">>): Promise<void>;
   getKv<T>(key: string): Promise<T | undefined>;
   setKv(key: string, value: unknown): Promise<void>;
