@@ -15,6 +15,7 @@ import { sign } from "../../src/server/signer.js";
 import { nodeSubject } from "../../src/pki/csr.js";
 import { exportPrivateKeyPem, generateKeyPair } from "../../src/pki/keys.js";
 import { random } from "../support/helpers.js";
+import { parseToken } from "../../src/server/tokens.js";
 
 const current = (a: FleetAgent, kind: "client" | "serving") => readFileSync(nodeLayout(a.root).current(kind), "utf8");
 const serial = (a: FleetAgent, kind: "client" | "serving") => certificateInfo(current(a, kind)).serial;
@@ -208,6 +209,28 @@ describe("e2e: the fleet channel (WebSockets)", function () {
     assert.notEqual(serial(off, "client"), before);
   });
 
+  it("a campaign reaches a connected node that sorts after more than a page of offline ones", async () => {
+    const server = await startServer();
+    closers.push(() => server.close());
+    // 70 joined nodes that are offline: the campaign reads pending nodes 64 at a time, by name.
+    const { id: tokenId } = parseToken(await server.createToken({ uses: 70 }))!;
+    for (let i = 0; i < 70; i++) {
+      const node = `gone-${String(i).padStart(2, "0")}`;
+      const now = new Date();
+      assert.ok(await server.store.commitJoin({ tokenId, now, node, facts: { hostname: node, addresses: ["127.0.0.1"], agentVersion: "0.1.0" }, certificates: [], audit: { time: now, type: "join.issued", node } }));
+    }
+    const a = await startFleetAgent(server, "zz-on");
+    closers.push(() => a.agent.close());
+    await until("zz-on connected", () => server.hub.connected("zz-on"));
+    const before = serial(a, "client");
+    const c = await server.campaigns.start({ nodes: "all", maxInFlight: 2, which: ["client"], reason: "paging" });
+    await until("zz-on rotated", async () => (await server.campaigns.status(c.id))!.nodes.find((n) => n.node === "zz-on")?.state === "done");
+    assert.notEqual(serial(a, "client"), before);
+    const s = (await server.campaigns.status(c.id))!;
+    assert.deepEqual(s.counts, { pending: 70, "in-flight": 0, done: 1, failed: 0 });
+    assert.equal(s.campaign.state, "running", "the offline nodes are still to do");
+  });
+
   it("evict: the node can no longer renew or connect, and its agent says so", async () => {
     const server = await startServer();
     closers.push(() => server.close());
@@ -305,6 +328,50 @@ describe("e2e: the fleet channel (WebSockets)", function () {
     const closed = await new Promise<number>((r) => ws.once("close", (code) => r(code)));
     assert.equal(closed, 1006, "terminated, not closed politely");
     assert.ok(server.logLines.some((l) => /did not answer the heartbeat; terminating/.test(l) && /hb-1/.test(l)));
+  });
+
+  it("after a server restart, all agents reconnect within the backoff bound", async function () {
+    this.timeout(90_000);
+    // startFleetAgent's channel: reconnectInitial 50ms, reconnectMax 500ms (the cap).
+    const INITIAL = 50;
+    const CAP = 500;
+    const N = 20;
+    const port = await freePort();
+    const dir = path.join(tempDir(), "server");
+    let server = await startServer({ dir, listen: `127.0.0.1:${port}` });
+    const agents: FleetAgent[] = [];
+    closers.push(async () => Promise.all(agents.map((a) => a.agent.close())));
+    for (let i = 0; i < N; i++) agents.push(await startFleetAgent(server, `rs-${String(i).padStart(2, "0")}`));
+    await until(`all ${N} connected`, () => server.hub.connectedNodes().length === N);
+    type Scheduled = { inMs: number; attempt: number };
+    const scheduled = (lines: string[]): Scheduled[] => lines.filter((l) => /"channel reconnect scheduled"/.test(l)).map((l) => JSON.parse(l) as Scheduled);
+    const connects = (lines: string[]) => lines.filter((l) => /"channel connected"/.test(l)).length;
+    const down = agents.map((a) => a.lines.length);
+    await server.close();
+    // Stay down until every agent has retried past the point where the ceiling reaches the cap
+    // (from the 5th retry on, 50·2^(n−1) ≥ 500), so retries bounded by the cap itself are checked.
+    await until("every agent backed off to the cap", () => agents.every((a, i) => scheduled(a.lines.slice(down[i])).some((s) => s.attempt >= 6)), 60_000);
+    server = await startServer({ dir, listen: `127.0.0.1:${port}` });
+    closers.push(() => server.close());
+    const up = agents.map((a) => a.lines.length);
+    await until(`all ${N} reconnected`, () => server.hub.connectedNodes().length === N && agents.every((a) => a.agent.channel?.connected), 60_000);
+    for (const [i, a] of agents.entries()) {
+      assert.ok(server.hub.connected(a.name), `${a.name} is connected to the new server`);
+      const retries = scheduled(a.lines.slice(down[i]));
+      // Full jitter: the n-th retry (logged as attempt n) waits in [0, min(cap, initial·2^(n−1))].
+      for (const r of retries) {
+        const ceiling = Math.min(CAP, INITIAL * 2 ** (r.attempt - 1));
+        assert.ok(Number.isInteger(r.inMs) && r.inMs >= 0 && r.inMs <= ceiling, `${a.name}: retry ${r.attempt} waited ${r.inMs} ms, outside [0, ${ceiling}]`);
+      }
+      assert.ok(retries.some((r) => Math.min(CAP, INITIAL * 2 ** (r.attempt - 1)) === CAP), `${a.name} reached the cap`);
+      // Back on the first or second try once the server listens: one dial may have been refused just
+      // before the listen, and its log line can land just after our mark.
+      const after = a.lines.slice(up[i]);
+      const firstConnect = after.findIndex((l) => /"channel connected"/.test(l));
+      assert.ok(firstConnect >= 0, `${a.name} logged its reconnect`);
+      assert.ok(scheduled(after.slice(0, firstConnect)).length <= 2, `${a.name} needed ${scheduled(after.slice(0, firstConnect)).length} more retries after the server was back`);
+      assert.equal(connects(a.lines.slice(down[i])), 1, `${a.name} connected exactly once after the restart`);
+    }
   });
 });
 
