@@ -15,7 +15,7 @@
 // Usage: node --import tsx scripts/bench-fleet.ts [--agents 1000] [--max-in-flight 100]
 //        [--agent-procs 2] [--join-concurrency 8] [--start-concurrency 50] [--pushes 3]
 //        [--settle 3] [--campaign-timeout 900] [--keep] [--json]
-import { execFile, execFileSync, fork, type ChildProcess } from "node:child_process";
+import { execFile, fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, openSync, readFileSync, readdirSync, rmSync, closeSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -25,6 +25,7 @@ import { parseArgs, promisify } from "node:util";
 import { adminGet } from "../src/cli/admin-client.js";
 import type { AgentsReply, AgentsRequest } from "./bench-fleet-agents.js";
 import type { PushResult, ServerReply, ServerRequest } from "./bench-fleet-server.js";
+import { CLK_TCK, commandLine, readProcStatus } from "./proc-stats.js";
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const BIN = path.join(ROOT, "bin/nodecert");
@@ -76,15 +77,7 @@ if (process.platform !== "linux") {
   process.exit(2);
 }
 
-const shq = (s: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-const COMMAND = ["node", ...process.execArgv, path.relative(process.cwd(), process.argv[1]) || process.argv[1], ...process.argv.slice(2)].map(shq).join(" ");
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
+const COMMAND = commandLine();
 const say = (s: string) => {
   if (!opts.json) process.stderr.write(`[bench-fleet ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 };
@@ -101,11 +94,8 @@ interface ProcSample {
   fds: number;
 }
 function readProc(pid: number): ProcSample {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return { rssKiB: kb("VmRSS"), anonKiB: kb("RssAnon"), hwmKiB: kb("VmHWM"), cpuTicks: Number(rest[11]) + Number(rest[12]), fds: readdirSync(`/proc/${pid}/fd`).length };
+  const { rssKiB, anonKiB, hwmKiB, cpuTicks } = readProcStatus(pid);
+  return { rssKiB, anonKiB, hwmKiB, cpuTicks, fds: readdirSync(`/proc/${pid}/fd`).length };
 }
 const fdLimit = (pid: number) => /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync(`/proc/${pid}/limits`, "utf8"))?.[1] ?? "?";
 

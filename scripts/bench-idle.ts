@@ -5,7 +5,7 @@
 // Linux only (/proc). Loopback only.
 // Usage: node --import tsx scripts/bench-idle.ts [--duration S] [--interval S] [--schedule CRON]
 //        [--log-level LEVEL] [--json]
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import cron from "node-cron";
 import winston from "winston";
 import YAML from "yaml";
+import { CLK_TCK, commandLine, readProcStatus, shq } from "./proc-stats.js";
 import { initServer } from "../src/server/init.js";
 import { runServer, type RunningServer } from "../src/server/run.js";
 import { generateToken, hashSecret, parseToken } from "../src/server/tokens.js";
@@ -61,15 +62,7 @@ if (process.platform !== "linux") {
   process.exit(2);
 }
 
-const shq = (s: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-const COMMAND = ["node", ...process.execArgv, path.relative(process.cwd(), process.argv[1]) || process.argv[1], ...process.argv.slice(2)].map(shq).join(" ");
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
+const COMMAND = commandLine();
 const MiB = 1024 * 1024;
 const say = (s: string) => {
   if (!opts.json) process.stderr.write(`[bench-idle] ${s}\n`);
@@ -90,17 +83,8 @@ interface ProcSample {
 }
 
 function readProc(pid: number, t: number): ProcSample {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (field: string) => {
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
-    return m ? Number(m[1]) * 1024 : NaN;
-  };
-  const threads = Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
-  // Fields after "(comm)": state is field 3, utime/stime/cutime/cstime are fields 14–17.
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const f = (n: number) => Number(rest[n - 3]);
-  return { t, rssBytes: kb("VmRSS"), rssAnonBytes: kb("RssAnon"), hwmBytes: kb("VmHWM"), threads, cpuTicks: f(14) + f(15), childTicks: f(16) + f(17) };
+  const p = readProcStatus(pid);
+  return { t, rssBytes: p.rssKiB * 1024, rssAnonBytes: p.anonKiB * 1024, hwmBytes: p.hwmKiB * 1024, threads: p.threads, cpuTicks: p.cpuTicks, childTicks: p.childTicks };
 }
 
 // ---------- small helpers ----------

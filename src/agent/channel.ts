@@ -37,7 +37,6 @@ export interface ChannelDeps {
   renewer: Renewer;
   identity: () => Promise<Identity>;
   options: ChannelOptions;
-  crypto?: () => { provider: string; fips: boolean; selfTest?: "passed" | "failed" | "not-run" };
   onEvicted?: (reason: string) => void;
   onConnected?: () => void;
 }
@@ -215,7 +214,7 @@ export class Channel {
 
   private async sendHello(ws: WebSocket): Promise<void> {
     const identity = await this.d.identity();
-    const crypto = this.d.crypto?.() ?? identity.facts.crypto ?? processCryptoSummary();
+    const crypto = identity.facts.crypto ?? processCryptoSummary();
     this.send(ws, { type: "hello", nodeName: identity.nodeName, agentVersion: AGENT_VERSION, certificates: await this.certificates(), crypto, addresses: identity.facts.addresses, trustBundleSha256: await this.trustSha() });
   }
 

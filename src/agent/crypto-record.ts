@@ -22,7 +22,7 @@ export const CryptoRecord = z.object({
 });
 export type CryptoRecord = z.infer<typeof CryptoRecord>;
 
-export function cryptoRecord(r: CryptoReport, now: Date, summary: string, by: string): CryptoRecord {
+export function cryptoRecord(r: CryptoReport, now: Date, by: string): CryptoRecord {
   return {
     recordedAt: now.toISOString(),
     by,
@@ -33,13 +33,13 @@ export function cryptoRecord(r: CryptoReport, now: Date, summary: string, by: st
     openssl: r.openssl,
     provider: r.provider,
     hostFips: { enabled: r.host.enabled, reason: r.host.reason },
-    selfTest: { ok: r.selfTest.ok, summary, durationMs: r.selfTest.durationMs },
+    selfTest: { ok: r.selfTest.ok, summary: describeSelfTest(r.selfTest), durationMs: r.selfTest.durationMs },
   };
 }
 
 export async function writeCryptoRecord(layout: NodeLayout, r: CryptoReport, now: Date, by = "agent"): Promise<void> {
   await ensureDir(layout.stateDir, 0o700);
-  await writeFileAtomic(layout.cryptoFile, JSON.stringify(cryptoRecord(r, now, describeSelfTest(r.selfTest), by), null, 2) + "\n", 0o600);
+  await writeFileAtomic(layout.cryptoFile, JSON.stringify(cryptoRecord(r, now, by), null, 2) + "\n", 0o600);
 }
 
 /** The record, or undefined when no agent has written one (or it does not parse). */

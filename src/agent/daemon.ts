@@ -38,8 +38,6 @@ export interface AgentDeps {
   onInstalled?: (kinds: CertKind[], state: AgentState) => void;
   /** Reports readiness to systemd (Type=notify); default: systemd-notify when NOTIFY_SOCKET is set. */
   notify?: (state: NotifyState) => Promise<NotifyResult>;
-  /** Crypto provider facts for the hello message (FIPS reporting). */
-  crypto?: () => { provider: string; fips: boolean; selfTest?: "passed" | "failed" | "not-run" };
   /** The full crypto report from startup: kept for `nodecert status` and exported as metrics. */
   cryptoReport?: CryptoReport;
 }
@@ -59,6 +57,9 @@ export interface RunningAgent {
   reload(config: AgentConfig): void;
   close(): Promise<void>;
 }
+
+/** Settings bound at startup (listeners, the channel, the crypto provider): a reload keeps them. */
+const RESTART_ONLY = ["stateDir", "healthListen", "controlSocket", "channel", "fips", "fipsProviderDir"] as const;
 
 export function controlSocketPath(config: AgentConfig, layout: NodeLayout): string {
   return config.controlSocket ?? path.join(layout.stateDir, "control.sock");
@@ -113,7 +114,6 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       random,
       renewer,
       identity,
-      crypto: d.crypto,
       serverUrl: async () => config.server ?? (await readState(layout))?.server,
       options: { heartbeatMs: config.channel.heartbeat, reconnectInitialMs: config.channel.reconnectInitial, reconnectMaxMs: config.channel.reconnectMax },
       onEvicted: (reason) => (evicted = { at: clock().toISOString(), reason }),
@@ -227,10 +227,10 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       if (next.root !== config.root) log.warn("root cannot change on reload; restart the agent to move it", { root: config.root });
       // These are bound at startup (listeners, the channel, the crypto provider): say so rather
       // than pretend a reload applied them.
-      const restartOnly = (["stateDir", "healthListen", "controlSocket", "channel", "fips", "fipsProviderDir"] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(config[k]));
+      const restartOnly = RESTART_ONLY.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(config[k]));
       if (restartOnly.length) log.warn("some changed settings take effect only after a restart of the agent", { settings: restartOnly });
       const rescheduled = next.schedule !== config.schedule;
-      config = { ...next, root: config.root, stateDir: config.stateDir, healthListen: config.healthListen, controlSocket: config.controlSocket, channel: config.channel, fips: config.fips, fipsProviderDir: config.fipsProviderDir };
+      config = { ...next, root: config.root, ...Object.fromEntries(RESTART_ONLY.map((k) => [k, config[k]])) };
       renewer.updateConfig(config);
       if (rescheduled) {
         job.stop();

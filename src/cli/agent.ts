@@ -4,15 +4,17 @@ import { createLogger } from "../log.js";
 import { loadYamlConfig } from "../config/load.js";
 import { AgentConfig } from "../config/agent.js";
 import { runAgent } from "../agent/daemon.js";
-import { ensureCryptoMode, cryptoReportFields, cryptoSummary, type CryptoReport } from "../crypto/fips-exec.js";
-import { fipsKeyAlgorithmDecision } from "../crypto/fips-policy.js";
+import { ensureCryptoMode, cryptoReportFields } from "../crypto/fips-exec.js";
+import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
 import { onShutdown } from "./common.js";
 
-/** In FIPS mode the configured key algorithm must be one the FIPS policy allows. */
-function checkFipsPolicy(crypto: CryptoReport, config: AgentConfig): AgentConfig {
-  if (!crypto.fips) return config;
-  const d = fipsKeyAlgorithmDecision(config.keyAlgorithm);
-  if (!d.allowed) throw new Error(`keyAlgorithm ${config.keyAlgorithm} refused: ${d.reason}`);
+/** The configured key algorithm must be one this process may generate (FIPS mode narrows it). */
+function checkKeyAlgorithm(config: AgentConfig): AgentConfig {
+  try {
+    assertKeyAlgorithmAllowed(config.keyAlgorithm);
+  } catch (e) {
+    throw new Error(`keyAlgorithm ${config.keyAlgorithm} refused: ${(e as Error).message}`);
+  }
   return config;
 }
 
@@ -30,10 +32,10 @@ export function registerAgent(program: Command): void {
       // Before anything else: this may re-execute the process on the FIPS provider.
       const crypto = await ensureCryptoMode(first.fips, { providerDir: first.fipsProviderDir });
       logger.info("crypto provider", cryptoReportFields(crypto));
-      const agent = await runAgent({ config: checkFipsPolicy(crypto, first), logger, crypto: () => cryptoSummary(crypto), cryptoReport: crypto });
+      const agent = await runAgent({ config: checkKeyAlgorithm(first), logger, cryptoReport: crypto });
       process.on("SIGHUP", () => {
         try {
-          agent.reload(checkFipsPolicy(crypto, load()));
+          agent.reload(checkKeyAlgorithm(load()));
         } catch (e) {
           logger.error("configuration reload failed; keeping the previous configuration", { error: (e as Error).message });
         }

@@ -328,14 +328,3 @@ export function cryptoSummary(r: CryptoReport): { provider: string; fips: boolea
   const provider = `${r.provider.name}${r.provider.version ? ` ${r.provider.version}` : ""} (OpenSSL ${r.openssl})`;
   return { provider: provider.slice(0, 128), fips: r.fips, selfTest: r.selfTest.ok ? "passed" : "failed" };
 }
-
-/** Lines for `nodecert status`. */
-export function describeCryptoReport(r: CryptoReport): string[] {
-  return [
-    `CRYPTO PROVIDER  ${r.provider.name}${r.provider.version ? ` ${r.provider.version}` : ""}${r.provider.module ? ` (${r.provider.module})` : ""}`,
-    `FIPS MODE        ${r.fips ? "yes" : "no"} (fips: ${r.mode})`,
-    `OPENSSL          ${r.openssl}`,
-    `SELF-TEST        ${describeSelfTest(r.selfTest)}`,
-    `REASON           ${r.reason}`,
-  ];
-}

@@ -117,23 +117,23 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     if (!body.success) throw new HttpError(400, "invalid-request", describeZodError(body.error));
     const jr = body.data;
     const [client, serving] = await Promise.all([parseCsrOr400(jr.csrs.client, "client"), parseCsrOr400(jr.csrs.serving, "serving")]);
+    const deny = async (rule: string, reason: string): Promise<never> => {
+      await d.store.audit({ time: now, type: "join.denied", node: jr.nodeName, source, rule, reason, detail: { tokenId: check.record.id } });
+      d.logger.warn("join denied", { node: jr.nodeName, source, rule, reason });
+      throw new HttpError(403, "denied", reason, rule);
+    };
     const decision = evaluate({ nodeName: jr.nodeName, boundNode: check.record.node, facts: jr.facts, client, serving }, policy);
-    if (!decision.allowed) {
-      await d.store.audit({ time: now, type: "join.denied", node: jr.nodeName, source, rule: decision.rule, reason: decision.reason, detail: { tokenId: check.record.id } });
-      d.logger.warn("join denied", { node: jr.nodeName, source, rule: decision.rule, reason: decision.reason });
-      throw new HttpError(403, "denied", decision.reason, decision.rule);
-    }
+    if (!decision.allowed) return deny(decision.rule, decision.reason);
     // A token that anyone may use must not take over a node that exists (or lift its eviction):
     // that needs a token the operator bound to this node.
     const existing = await d.store.getNode(jr.nodeName);
     if (existing && check.record.node !== jr.nodeName) {
-      const reason =
+      return deny(
+        "existing-node",
         `node "${jr.nodeName}" already joined (first seen ${existing.firstSeen.toISOString()}, last seen ${existing.lastSeen.toISOString()}` +
-        `${existing.evictedAt ? `, evicted at ${existing.evictedAt.toISOString()}` : ""}); an unbound bootstrap token cannot take it over: ` +
-        `to re-join it, create a token bound to it with 'nodecert token create --node ${jr.nodeName}'`;
-      await d.store.audit({ time: now, type: "join.denied", node: jr.nodeName, source, rule: "existing-node", reason, detail: { tokenId: check.record.id } });
-      d.logger.warn("join denied", { node: jr.nodeName, source, rule: "existing-node", reason });
-      throw new HttpError(403, "denied", reason, "existing-node");
+          `${existing.evictedAt ? `, evicted at ${existing.evictedAt.toISOString()}` : ""}); an unbound bootstrap token cannot take it over: ` +
+          `to re-join it, create a token bound to it with 'nodecert token create --node ${jr.nodeName}'`,
+      );
     }
     const subject = nodeSubject(jr.nodeName);
     const signedClient = await sign(d.authority.signer, { owner: jr.nodeName, subject, spki: client.spki, kind: "client", lifetimeMs: d.config.certificates.maxClientLifetime }, now, d.random);

@@ -206,6 +206,19 @@ export function cidrList(cidrs: string[]): BlockList {
   return bl;
 }
 
+/**
+ * Why this policy would deny every CSR with keys of `alg` (not allowed, or not FIPS-approved in
+ * FIPS mode): a campaign checks it before pushing the algorithm to the fleet.
+ */
+export function keyAlgorithmProblem(alg: string, cfg: PolicyConfig): string | undefined {
+  if (!(cfg.allowedKeyAlgorithms as string[]).includes(alg)) return `policy.allowedKeyAlgorithms allows only ${cfg.allowedKeyAlgorithms.join(", ")}`;
+  if (cfg.fips) {
+    const d = fipsKeyAlgorithmDecision(alg);
+    if (!d.allowed) return d.reason;
+  }
+  return undefined;
+}
+
 /** Runs every rule in order; the first that objects denies the request. */
 export function evaluate(ctx: RequestContext, cfg: PolicyConfig): Decision {
   for (const rule of RULES) {

@@ -12,7 +12,7 @@ import { SqliteStore } from "./store/sqlite.js";
 import type { Store } from "./store/store.js";
 import { buildApi, serverTlsOptions } from "./api.js";
 import { processFips } from "../crypto/process.js";
-import { fipsKeyAlgorithmDecision } from "../crypto/fips-policy.js";
+import { keyAlgorithmProblem } from "./policy.js";
 import { Authority, bundleSha256 } from "./authority.js";
 import { Hub } from "./hub.js";
 import { Campaigns, DEFAULT_CAMPAIGN_OPTIONS, type CampaignOptions } from "./campaigns.js";
@@ -116,14 +116,7 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
         logger: o.logger,
         clock,
         autoAdvance: config.caRotation.autoAdvance,
-        keyAlgorithmProblem: (alg) => {
-          if (!(config.policy.allowedKeyAlgorithms as string[]).includes(alg)) return `policy.allowedKeyAlgorithms allows only ${config.policy.allowedKeyAlgorithms.join(", ")}`;
-          if (fips) {
-            const d = fipsKeyAlgorithmDecision(alg);
-            if (!d.allowed) return d.reason;
-          }
-          return undefined;
-        },
+        keyAlgorithmProblem: (alg) => keyAlgorithmProblem(alg, { ...config.policy, fips }),
       }),
   });
   hub.attach(app.server);
