@@ -1,6 +1,7 @@
 // Structured JSON logging (journald reads stdout) with redaction of secrets.
 import winston from "winston";
 import type { Writable } from "node:stream";
+import { escapeJsonText } from "./platform/text.js";
 
 const TOKEN_RE = /\b[a-z0-9]{6}\.[a-z0-9]{16}\b/g;
 const PEM_KEY_RE = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g;
@@ -29,6 +30,15 @@ const redactFormat = winston.format((info) => {
   return cleaned;
 });
 
+// winston's JSON escapes C0 characters but leaves DEL and C1 (0x9b is a CSI) raw; a field a node
+// sent must not drive the terminal of whoever reads the journal.
+const MESSAGE = Symbol.for("message");
+const escapeControls = winston.format((info) => {
+  const line = (info as unknown as Record<symbol, unknown>)[MESSAGE];
+  if (typeof line === "string") (info as unknown as Record<symbol, unknown>)[MESSAGE] = escapeJsonText(line);
+  return info;
+});
+
 export type Logger = winston.Logger;
 
 export interface LoggerOptions {
@@ -41,7 +51,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   return winston.createLogger({
     level: opts.level ?? process.env.NODECERT_LOG_LEVEL ?? "info",
     defaultMeta: opts.component ? { component: opts.component } : undefined,
-    format: winston.format.combine(redactFormat(), winston.format.timestamp(), winston.format.json()),
+    format: winston.format.combine(redactFormat(), winston.format.timestamp(), winston.format.json(), escapeControls()),
     transports: [new winston.transports.Stream({ stream: opts.stream ?? process.stdout })],
   });
 }

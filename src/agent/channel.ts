@@ -3,7 +3,7 @@
 // up and rotate/trust-bundle/evict down. Reconnects with full-jitter backoff (never a stampede),
 // and again after the client certificate rotates so the server sees the new one.
 import { promises as fs } from "node:fs";
-import { createHash, randomUUID } from "node:crypto";
+import { createHash, randomUUID, X509Certificate } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import WebSocket from "ws";
 import { CHANNEL_VERSION, CLOSE_EVICTED, CLOSE_POLICY_VIOLATION, parseFrame, ServerMessage, type CertificateReport } from "../protocol/channel.js";
@@ -13,6 +13,7 @@ import { certificateInfo } from "../pki/certificate-info.js";
 import { splitCertificates } from "../pki/pem.js";
 import { chainProblems } from "../pki/verify.js";
 import { peerChain } from "../util/peer-chain.js";
+import { controlPlaneIdentityCheck } from "../util/https-client.js";
 import { backoffDelay } from "./backoff.js";
 import type { Identity } from "./identity.js";
 import { installTrustBundle, readCurrent } from "./install.js";
@@ -135,7 +136,21 @@ export class Channel {
     // stop() or reconnect() may have run while the files were read.
     if (this.stopped || this.ws) return;
     const wsUrl = new URL(CHANNEL_PATH, url.replace(/^http/, "ws")).toString();
-    const ws = new WebSocket(wsUrl, { ca, cert: pem, key: pem, minVersion: "TLSv1.3", maxVersion: "TLSv1.3", ...processTlsOptions(), perMessageDeflate: false, maxPayload: 1024 * 1024, handshakeTimeout: 15_000 });
+    // The server must prove the control-plane identity, not merely a certificate from the cluster
+    // CA (which every node has): checked in the handshake, before any message flows.
+    const ws = new WebSocket(wsUrl, {
+      ca,
+      cert: pem,
+      key: pem,
+      minVersion: "TLSv1.3",
+      maxVersion: "TLSv1.3",
+      ...processTlsOptions(),
+      // ws hands its options to tls.connect; its type for this option is out of date.
+      ...({ checkServerIdentity: controlPlaneIdentityCheck } as object),
+      perMessageDeflate: false,
+      maxPayload: 1024 * 1024,
+      handshakeTimeout: 15_000,
+    });
     this.ws = ws;
     let refused = false;
     ws.on("unexpected-response", (req, res) => {
@@ -242,7 +257,7 @@ export class Channel {
         this.send(ws, { type: "ack", commandId: msg.id, result: out.error ? "error" : "ok", serials, error: out.error?.slice(0, 2000) });
         await this.sendStatus();
       } else if (msg.type === "trust-bundle") {
-        const problem = this.checkBundle(ws, msg.bundle);
+        const problem = await this.checkBundle(ws, msg.bundle, msg.vouchers ?? []);
         if (problem) {
           log.error("refusing a pushed trust bundle", { reason: problem });
           this.send(ws, { type: "ack", commandId: msg.id, result: "error", error: problem });
@@ -267,17 +282,35 @@ export class Channel {
     }
   }
 
-  /** A pushed bundle must hold CA certificates and still verify the control plane we talk to. */
-  private checkBundle(ws: WebSocket, bundle: string): string | undefined {
+  /**
+   * A pushed bundle must hold CA certificates and still verify the control plane we talk to, and
+   * it may add a CA only with a voucher: a cross-certificate with exactly that CA's subject and
+   * key, signed by a CA this node trusts already. Dropping CAs needs no voucher.
+   */
+  private async checkBundle(ws: WebSocket, bundle: string, vouchers: string[]): Promise<string | undefined> {
     const certs = splitCertificates(bundle);
     if (!certs.length) return "the bundle holds no certificate";
     for (const c of certs) {
       if (!certificateInfo(c).isCA) return `"${certificateInfo(c).subject}" in the bundle is not a CA certificate`;
     }
+    const now = this.d.clock();
+    const trusted = splitCertificates(await fs.readFile(this.d.layout.caFile, "utf8").catch(() => "")).map((p) => new X509Certificate(p));
+    const vouched = vouchers.flatMap(splitCertificates).map((p) => new X509Certificate(p));
+    for (const pem of certs) {
+      const ca = new X509Certificate(pem);
+      if (trusted.some((t) => sameCa(t, ca))) continue;
+      const voucher = vouched.find((v) => sameCa(v, ca) && v.ca && validAt(v, now) && trusted.some((t) => validAt(t, now) && v.checkIssued(t) && v.verify(t.publicKey)));
+      if (!voucher) {
+        return (
+          `the bundle adds CA "${ca.subject.replace(/\n/g, ", ")}" (${certificateInfo(pem).spkiPin}), and no voucher from a CA this node trusts vouches for it; refusing it. ` +
+          `A CA rotation's new CA comes with a cross-certificate from the current CA; anything else is not the control plane's to add`
+        );
+      }
+    }
     const socket = (ws as unknown as { _socket?: TLSSocket })._socket;
     const chain = socket ? peerChain(socket) : undefined;
     if (!chain) return "cannot read the control plane's certificate to check the bundle against";
-    const problems = chainProblems(chain, bundle, new Date());
+    const problems = chainProblems(chain, bundle, now);
     if (problems.length) return `the bundle would not trust the control plane's own certificate (${problems.join("; ")}); refusing it`;
     return undefined;
   }
@@ -290,4 +323,13 @@ export class Channel {
     await this.stop();
     this.d.onEvicted?.(reason);
   }
+}
+
+/** The same CA: subject and public key (a cross-certificate or a re-issue of it counts). */
+function sameCa(a: X509Certificate, b: X509Certificate): boolean {
+  return a.subject === b.subject && a.publicKey.export({ format: "der", type: "spki" }).equals(b.publicKey.export({ format: "der", type: "spki" }));
+}
+
+function validAt(c: X509Certificate, now: Date): boolean {
+  return new Date(c.validFrom) <= now && now < new Date(c.validTo);
 }

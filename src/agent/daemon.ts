@@ -7,7 +7,7 @@ import type { FastifyInstance } from "fastify";
 import type { AgentConfig } from "../config/agent.js";
 import type { Logger } from "../log.js";
 import { layoutFor, type NodeLayout } from "./layout.js";
-import { nodeIdentity, type HostFacts, type Identity } from "./identity.js";
+import { configuredIdentity, type HostFacts, type Identity } from "./identity.js";
 import { readState, type AgentState } from "./state.js";
 import { recoverOnStartup } from "./recover.js";
 import { startHealthServer, type Readiness } from "./health.js";
@@ -87,7 +87,9 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   let evicted = state?.evicted;
   let channel: Channel | undefined;
   let closing = false;
-  const identity = d.identity ?? (() => nodeIdentity({ nodeName: config.nodeName ?? state?.nodeName, addresses: config.addresses, facts: d.hostFacts }));
+  const identity =
+    d.identity ??
+    configuredIdentity({ nodeName: () => config.nodeName ?? state?.nodeName, addresses: () => config.addresses, server: async () => config.server ?? state?.server, facts: d.hostFacts });
   const renewer = new Renewer({
     config,
     layout,

@@ -5,13 +5,24 @@ import si from "systeminformation";
 import type { CryptoSummary, NodeFacts } from "../protocol/messages.js";
 import { processCryptoSummary } from "../crypto/process.js";
 import { normalizeIp } from "../pki/names.js";
+import { ConnectionAddress } from "../util/local-address.js";
 
 export const AGENT_VERSION = "0.1.0";
 
 export interface AddressOptions {
+  /**
+   * Where the serving certificate's IP SANs come from: "connection" (default), the local address
+   * of this node's connection to the control plane, which is what the control plane sees and
+   * signs; or "interfaces", every interface address (which the control plane signs only where an
+   * operator approved them), with the host name and FQDN as DNS SANs.
+   */
+  source?: "connection" | "interfaces";
+  /** Interfaces only: also loopback / link-local addresses. */
   includeLoopback: boolean;
   includeLinkLocal: boolean;
+  /** Extra IPs or names to ask for (the control plane signs them only where an operator approved them). */
   extra: string[];
+  /** Exactly these addresses, instead of the connection's or the interfaces'. */
   only?: string[];
 }
 
@@ -59,8 +70,9 @@ export function hostFacts(): Promise<HostFacts> {
 
 export interface Identity {
   nodeName: string;
+  /** Informational for the control plane: nothing in it grants a SAN. */
   facts: NodeFacts;
-  /** DNS names and IPs for the serving certificate. */
+  /** DNS names and IPs for the serving certificate: what this node asks the control plane to sign. */
   servingSans: string[];
 }
 
@@ -72,15 +84,27 @@ export async function nodeIdentity(o: {
   interfaces?: Interfaces;
   /** The crypto provider to report (default: this process's). */
   crypto?: () => CryptoSummary;
+  /** The local address of this node's connection to the control plane (source "connection"). */
+  connectionAddress?: () => Promise<string | undefined>;
 }): Promise<Identity> {
   const hostname = (o.hostname ?? os.hostname()).toLowerCase();
   const nodeName = (o.nodeName ?? defaultNodeName(hostname)).toLowerCase();
   const hf = await (o.facts ?? hostFacts)();
   const extraIps = o.addresses.extra.filter((x) => isIP(x)).map(normalizeIp);
   const extraNames = o.addresses.extra.filter((x) => !isIP(x)).map((n) => n.toLowerCase());
-  const addresses = [...new Set([...nodeAddresses(o.addresses, o.interfaces), ...extraIps])];
+  const fromInterfaces = o.addresses.source === "interfaces";
+  let own: string[];
+  if (o.addresses.only || fromInterfaces) own = nodeAddresses(o.addresses, o.interfaces);
+  else {
+    const c = await o.connectionAddress?.();
+    own = c ? [normalizeIp(c)] : [];
+  }
+  const addresses = [...new Set([...own, ...extraIps])];
   const fqdn = hf.fqdn?.toLowerCase();
   const names = [...new Set([nodeName, hostname, ...(fqdn && fqdn !== hostname ? [fqdn] : []), ...extraNames])];
+  // By default ask only for what the control plane can grant: the node name (its authenticated
+  // identity), plus what the operator configured. Host name and FQDN are facts, not grants.
+  const servingNames = fromInterfaces ? names : [...new Set([nodeName, ...extraNames])];
   return {
     nodeName,
     facts: {
@@ -93,6 +117,15 @@ export async function nodeIdentity(o: {
       agentVersion: AGENT_VERSION,
       crypto: (o.crypto ?? processCryptoSummary)(),
     },
-    servingSans: [...names, ...addresses],
+    servingSans: [...servingNames, ...addresses],
   };
+}
+
+/**
+ * How the agent reads its identity from its configuration: `server` says where the control plane
+ * is (its connection's local address is the default IP SAN). One probe cache per agent.
+ */
+export function configuredIdentity(o: { nodeName: () => string | undefined; addresses: () => AddressOptions; server: () => Promise<string | undefined>; facts?: () => Promise<HostFacts> }): () => Promise<Identity> {
+  const connection = new ConnectionAddress();
+  return async () => nodeIdentity({ nodeName: o.nodeName(), addresses: o.addresses(), facts: o.facts, connectionAddress: async () => connection.toward(await o.server()) });
 }

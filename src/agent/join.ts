@@ -10,7 +10,7 @@ import { describeErrorBody, requestJson } from "../util/https-client.js";
 import type { Identity } from "./identity.js";
 import type { NodeLayout } from "./layout.js";
 import { applyInstall } from "./apply.js";
-import type { AgentState } from "./state.js";
+import { clearJoinError, type AgentState } from "./state.js";
 import type { Logger } from "../log.js";
 
 export class JoinError extends Error {}
@@ -66,7 +66,9 @@ export async function join(o: JoinOptions): Promise<AgentState> {
   const res = await requestJson(new URL("/v1/join", o.server).toString(), {
     body: request,
     headers: { authorization: `Bearer ${o.token}` },
-    tls: { ca: pinnedCa },
+    // The token goes only to the control plane: a node's certificate from the same CA, standing
+    // in at this address, fails inside the handshake (controlPlane), before anything is sent.
+    tls: { ca: pinnedCa, controlPlane: true },
   });
   if (res.status !== 200) throw new JoinError(`join refused by ${o.server}: ${describeErrorBody(res.status, res.body)}`);
   const parsed = JoinResponse.safeParse(res.body);
@@ -98,6 +100,7 @@ export async function join(o: JoinOptions): Promise<AgentState> {
     },
     now,
   );
+  await clearJoinError(o.layout).catch(() => undefined);
   log.info("joined", { node: nodeName, server: o.server, clientSerial: state.certificates.client?.serial, servingSerial: state.certificates.serving?.serial });
   return state;
 }

@@ -12,6 +12,8 @@ export interface NodeLayout {
   stateFile: string;
   /** The running agent's crypto report, for `nodecert status`. */
   cryptoFile: string;
+  /** Why the last attempt to join failed, while there is no state yet to keep it in. */
+  joinErrorFile: string;
   configDir: string;
   configFile: string;
   current(kind: CertKind): string;
@@ -33,6 +35,7 @@ export function nodeLayout(root: string, stateDir?: string): NodeLayout {
     stateDir: state,
     stateFile: path.join(state, "state.json"),
     cryptoFile: path.join(state, "crypto.json"),
+    joinErrorFile: path.join(state, "join-error.json"),
     configDir: path.join(r, "etc/nodecert"),
     configFile: path.join(r, "etc/nodecert/agent.yaml"),
     current: (kind) => path.join(pkiDir, `${prefix(kind)}-current.pem`),

@@ -23,7 +23,7 @@ import { join } from "./join.js";
 import type { NodeLayout } from "./layout.js";
 import type { AgentMetrics } from "./metrics.js";
 import { pruneOld } from "./prune.js";
-import { readState, writeState, type AgentState } from "./state.js";
+import { clearJoinError, readState, recordLastError, writeState, type AgentState } from "./state.js";
 
 export const KINDS: CertKind[] = ["client", "serving"];
 
@@ -248,7 +248,7 @@ export class Renewer {
     }
     const server = config.server ?? state.server;
     const body: RenewRequest = { v: PROTOCOL_VERSION, facts: identity.facts, csrs: { client: keys.client?.csr, serving: keys.serving?.csr } };
-    const res = await requestJson(new URL("/v1/renew", server).toString(), { body, tls: { ca: trust, cert: clientPem, key: clientPem } });
+    const res = await requestJson(new URL("/v1/renew", server).toString(), { body, tls: { ca: trust, cert: clientPem, key: clientPem, controlPlane: true } });
     if (res.status !== 200) throw new RenewError(`renewal refused by ${server}: ${describeErrorBody(res.status, res.body)}`);
     const parsed = RenewResponse.safeParse(res.body);
     if (!parsed.success) throw new RenewError(`${server} sent a renewal response that does not match the protocol; nothing was installed`);
@@ -286,6 +286,7 @@ export class Renewer {
     const now = this.d.clock();
     const s = (await readState(layout)) ?? state;
     await writeState(layout, { ...s, lastSuccess: now.toISOString(), lastError: undefined });
+    await clearJoinError(layout).catch(() => undefined);
     await this.evaluate(); // draws and persists deadlines for the new serials, refreshes metrics
     this.d.onInstalled?.(kinds, s);
     await runHooks(config.hooks, kinds, { logger, exec: this.d.exec, onFailure: (hook) => this.d.metrics.hookFailures.inc({ hook }) });
@@ -301,8 +302,7 @@ export class Renewer {
     metrics.renewalErrors.inc();
     for (const k of kinds) metrics.renewals.inc({ kind: k, result: "failure" });
     logger.error("renewal failed; the current certificates stay installed", { kinds, error: message, attempt: this.consecutiveFailures, retryInMs: delay });
-    const s = await readState(this.d.layout).catch(() => undefined);
-    if (s) await writeState(this.d.layout, { ...s, lastError: { at: now.toISOString(), message } }).catch(() => undefined);
+    await recordLastError(this.d.layout, { at: now.toISOString(), message }).catch(() => undefined);
     this.retryTimer?.cancel();
     if (!this.closed) {
       this.retryTimer = this.d.setTimer(() => {

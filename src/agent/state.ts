@@ -69,3 +69,35 @@ export async function writeState(layout: NodeLayout, state: AgentState): Promise
   await ensureDir(layout.stateDir, 0o700);
   await writeFileAtomic(layout.stateFile, JSON.stringify(state, null, 2) + "\n", 0o600);
 }
+
+export interface LastError {
+  at: string;
+  message: string;
+}
+
+/**
+ * The last error, also before the first join (no state yet): a join the control plane refused
+ * (a SAN rule, say) must show in `nodecert status`, not only in the log.
+ */
+export async function recordLastError(layout: NodeLayout, e: LastError): Promise<void> {
+  const s = await readState(layout).catch(() => undefined);
+  if (s) return writeState(layout, { ...s, lastError: e });
+  await ensureDir(layout.stateDir, 0o700);
+  await writeFileAtomic(layout.joinErrorFile, JSON.stringify(e) + "\n", 0o600);
+}
+
+export async function readLastError(layout: NodeLayout): Promise<LastError | undefined> {
+  const s = await readState(layout).catch(() => undefined);
+  if (s) return s.lastError;
+  try {
+    const e = JSON.parse(await fs.readFile(layout.joinErrorFile, "utf8")) as LastError;
+    return typeof e.at === "string" && typeof e.message === "string" ? e : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** After a join: the error from before it no longer applies. */
+export async function clearJoinError(layout: NodeLayout): Promise<void> {
+  await fs.rm(layout.joinErrorFile, { force: true });
+}

@@ -7,7 +7,8 @@ import { keyMatchesCertificate } from "../pki/verify.js";
 import { privateKeyBlock } from "../pki/pem.js";
 import { formatDuration } from "../config/duration.js";
 import { readCurrent } from "./install.js";
-import { readState } from "./state.js";
+import { readLastError, readState } from "./state.js";
+import { escapeTerminal } from "../platform/text.js";
 import type { CryptoRecord } from "./crypto-record.js";
 
 export interface StatusRow {
@@ -41,10 +42,12 @@ export async function certificateStatus(layout: NodeLayout, now: Date): Promise<
     const row = rowFor(name, path, text, now, true);
     const rec = state?.certificates[kind];
     if (rec?.renewAt && rec.serial === row.serial) row.nextRenewal = rec.renewAt;
-    if (state?.lastError) row.lastError = `${state.lastError.at}: ${state.lastError.message}`;
     if (state?.evicted) row.evicted = `${state.evicted.at}: ${state.evicted.reason} (to re-join: 'nodecert token create --node ${state.nodeName}' on the control plane, then 'nodecert join' here)`;
     rows.push(row);
   }
+  // On the first row, whether or not a certificate is installed: a refused first join shows too.
+  const lastError = await readLastError(layout).catch(() => undefined);
+  if (lastError) rows[0].lastError = `${lastError.at}: ${lastError.message}`;
   const ca = await fs.readFile(layout.caFile, "utf8").catch(() => undefined);
   const caCerts = ca ? splitCertificates(ca) : [];
   if (!caCerts.length) rows.push({ certificate: "ca", path: layout.caFile, state: "missing" });
@@ -102,7 +105,8 @@ export function formatStatusTable(rows: StatusRow[]): string {
   const line = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i])).join("   ").trimEnd();
   const lastError = rows.find((r) => r.lastError)?.lastError;
   const evicted = rows.find((r) => r.evicted)?.evicted;
-  return [line(header), ...body.map(line)].join("\n") + "\n" + (lastError ? `\nLAST ERROR: ${lastError}\n` : "") + (evicted ? `\nEVICTED: ${evicted}\n` : "");
+  // The control plane wrote much of these: shown with control characters escaped.
+  return [line(header), ...body.map(line)].join("\n") + "\n" + (lastError ? `\nLAST ERROR: ${escapeTerminal(lastError)}\n` : "") + (evicted ? `\nEVICTED: ${escapeTerminal(evicted)}\n` : "");
 }
 
 /** The crypto provider block under the table: what the agent recorded at its last start. */

@@ -16,7 +16,7 @@ export async function adminRequest(dir: string, route: string, body: unknown, se
   } catch (e) {
     throw new Error(`cannot read admin credentials in ${p.adminDir} (${(e as NodeJS.ErrnoException).code}): run this on the control plane with --dir pointing at the server directory`);
   }
-  const res = await requestJson(new URL(route, url).toString(), { body, tls: { ca, cert, key } });
+  const res = await requestJson(new URL(route, url).toString(), { body, tls: { ca, cert, key, controlPlane: true } });
   if (res.status !== 200) throw new Error(`${route}: ${describeErrorBody(res.status, res.body)}`);
   return res.body;
 }

@@ -4,11 +4,14 @@ import type { Command } from "commander";
 import { adminGet, adminRequest } from "./admin-client.js";
 import { DEFAULT_SERVER_DIR } from "./common.js";
 import { parseKeyAlgorithm } from "../pki/keys.js";
-import type { NodeView } from "../protocol/admin.js";
+import type { NodeSansView, NodeView } from "../protocol/admin.js";
+import { escapeTerminal, terminalJson } from "../platform/text.js";
 import type { CampaignStatus } from "../server/campaigns.js";
 import type { CaRotationStatus } from "../server/ca-rotation.js";
 
-function table(header: string[], rows: string[][]): string {
+/** Nodes feed these cells (agent version, ack errors): every one is shown with control characters escaped. */
+function table(header: string[], cells: string[][]): string {
+  const rows = cells.map((r) => r.map((c) => escapeTerminal(c ?? "")));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cols: string[]) => cols.map((c, i) => (c ?? "").padEnd(widths[i])).join("   ").trimEnd();
   return [line(header), ...rows.map(line)].join("\n") + "\n";
@@ -19,7 +22,7 @@ const adminOptions = (c: Command) => c.option("--dir <dir>", "server state direc
 function campaignTable(s: CampaignStatus): string {
   const c = s.campaign;
   return (
-    `CAMPAIGN ${c.id}  ${c.state}  max in flight ${c.maxInFlight}  ${c.which.join("+")}${c.keyAlgorithm ? ` → ${c.keyAlgorithm}` : ""}  reason: ${c.reason}\n` +
+    `CAMPAIGN ${c.id}  ${c.state}  max in flight ${c.maxInFlight}  ${c.which.join("+")}${c.keyAlgorithm ? ` → ${c.keyAlgorithm}` : ""}  reason: ${escapeTerminal(c.reason)}\n` +
     `  done ${s.counts.done}, in flight ${s.counts["in-flight"]}, pending ${s.counts.pending}, failed ${s.counts.failed}\n` +
     table(
       ["NODE", "STATE", "ATTEMPTS", "DETAIL"],
@@ -33,7 +36,7 @@ export function registerFleet(program: Command): void {
     .option("-o, --output <format>", "table or json", "table")
     .action(async (o: { dir: string; server?: string; output: string }) => {
       const { nodes } = (await adminGet(o.dir, "/v1/admin/nodes", o.server)) as { nodes: NodeView[] };
-      if (o.output === "json") return void process.stdout.write(JSON.stringify({ nodes }, null, 2) + "\n");
+      if (o.output === "json") return void process.stdout.write(terminalJson({ nodes }) + "\n");
       const cert = (n: NodeView, k: string) => n.certificates.find((c) => c.kind === k);
       process.stdout.write(
         table(
@@ -71,7 +74,7 @@ export function registerFleet(program: Command): void {
     .option("-o, --output <format>", "table or json", "table")
     .action(async (id: string | undefined, o: { dir: string; server?: string; output: string }) => {
       const body = id ? [(await adminGet(o.dir, `/v1/admin/campaigns/${encodeURIComponent(id)}`, o.server)) as CampaignStatus] : ((await adminGet(o.dir, "/v1/admin/campaigns", o.server)) as { campaigns: CampaignStatus[] }).campaigns;
-      if (o.output === "json") return void process.stdout.write(JSON.stringify(id ? body[0] : { campaigns: body }, null, 2) + "\n");
+      if (o.output === "json") return void process.stdout.write(terminalJson(id ? body[0] : { campaigns: body }) + "\n");
       process.stdout.write(body.length ? body.map(campaignTable).join("\n") : "no campaigns\n");
     });
 
@@ -83,15 +86,20 @@ export function registerFleet(program: Command): void {
     });
 
   const ca = program.command("ca").description("the cluster CA");
+  const pins = (s: CaRotationStatus) =>
+    `pins valid for 'nodecert join --ca-cert-hash' now (the server's current chain verified against each CA):\n` +
+    s.joinPins.map((p) => `  ${p.pin}  ${p.valid ? "valid" : "not valid"}  ${escapeTerminal(p.subject)}${p.valid ? "" : ` (${escapeTerminal(p.problem ?? "")})`}`).join("\n") +
+    "\n";
   const printCa = (s: CaRotationStatus) => {
     const r = s.rotation;
-    if (!r) return void process.stdout.write(`no CA rotation has run; the trust bundle holds ${s.bundleCertificates} CA certificate(s)\n`);
+    if (!r) return void process.stdout.write(`no CA rotation has run; the trust bundle holds ${s.bundleCertificates} CA certificate(s)\n` + pins(s));
     process.stdout.write(
       `CA rotation ${r.id}: phase ${r.phase} (started ${r.startedAt}${r.finishedAt ? `, finished ${r.finishedAt}` : ""})\n` +
         `  old CA ${r.oldFingerprint.slice(0, 16)}…  new CA ${r.newFingerprint.slice(0, 16)}…  trust bundle: ${s.bundleCertificates} CA certificate(s)\n` +
         (r.campaignId ? `  re-issue campaign: ${r.campaignId}\n` : "") +
-        (s.blockers.length ? `  blocking the next phase:\n${s.blockers.map((b) => `    - ${b}`).join("\n")}\n` : r.phase !== "done" ? "  nothing blocks the next phase\n" : "") +
-        (r.forced.length ? `  forced: ${r.forced.join(" | ")}\n` : ""),
+        (s.blockers.length ? `  blocking the next phase:\n${s.blockers.map((b) => `    - ${escapeTerminal(b)}`).join("\n")}\n` : r.phase !== "done" ? "  nothing blocks the next phase\n" : "") +
+        (r.forced.length ? `  forced: ${escapeTerminal(r.forced.join(" | "))}\n` : "") +
+        pins(s),
     );
   };
   adminOptions(ca.command("rotate").description("start a CA rotation (prepare → switch → finish); phases advance when nothing blocks them"))
@@ -109,4 +117,28 @@ export function registerFleet(program: Command): void {
     .action(async (o: { dir: string; server?: string; force?: boolean }) => {
       printCa((await adminRequest(o.dir, "/v1/admin/ca/advance", { force: !!o.force }, o.server)) as CaRotationStatus);
     });
+
+  const node = program.command("node").description("the serving SANs a node may hold (see the approval policy in the README)");
+  adminOptions(node.command("sans").description("what the node may hold, where each permission comes from, and what its live certificates hold").argument("<node>"))
+    .option("-o, --output <format>", "table or json", "table")
+    .action(async (name: string, o: { dir: string; server?: string; output: string }) => {
+      const v = (await adminGet(o.dir, `/v1/admin/nodes/${encodeURIComponent(name)}/sans`, o.server)) as NodeSansView;
+      if (o.output === "json") return void process.stdout.write(terminalJson(v) + "\n");
+      process.stdout.write(
+        table(["SAN", "KIND", "SOURCE", "SINCE"], v.allowed.map((a) => [a.value, a.kind, a.source, a.createdAt ?? ""])) +
+          `\nheld by live serving certificates: ${escapeTerminal([...v.held.dns, ...v.held.ip].join(", ") || "none")}\n`,
+      );
+    });
+  adminOptions(node.command("approve-san").description("let a node hold these serving SANs (DNS names, IPs, or CIDRs such as 10.0.4.0/24)").argument("<node>").argument("<san...>")).action(
+    async (name: string, sans: string[], o: { dir: string; server?: string }) => {
+      const r = (await adminRequest(o.dir, `/v1/admin/nodes/${encodeURIComponent(name)}/sans`, { sans }, o.server)) as { approved: { kind: string; value: string }[] };
+      process.stdout.write(`approved for ${name}: ${r.approved.map((a) => a.value).join(", ")}\n`);
+    },
+  );
+  adminOptions(node.command("revoke-san").description("withdraw approvals (operator or token-bound) of serving SANs; live certificates stay valid until they expire").argument("<node>").argument("<san...>")).action(
+    async (name: string, sans: string[], o: { dir: string; server?: string }) => {
+      const r = (await adminRequest(o.dir, `/v1/admin/nodes/${encodeURIComponent(name)}/sans/revoke`, { sans }, o.server)) as { revoked: number };
+      process.stdout.write(`revoked ${r.revoked} approval(s) of ${name}\n`);
+    },
+  );
 }

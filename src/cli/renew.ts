@@ -6,7 +6,7 @@ import { ensureCryptoMode } from "../crypto/fips-exec.js";
 import { loadYamlConfig } from "../config/load.js";
 import { AgentConfig } from "../config/agent.js";
 import { layoutFor } from "../agent/layout.js";
-import { nodeIdentity } from "../agent/identity.js";
+import { configuredIdentity } from "../agent/identity.js";
 import { readState } from "../agent/state.js";
 import { Renewer, KINDS, type RenewOutcome } from "../agent/renewer.js";
 import { AgentMetrics } from "../agent/metrics.js";
@@ -29,7 +29,7 @@ async function oneShotRenewer(config: AgentConfig): Promise<Renewer> {
     logger: createLogger({ component: "renew", stream: process.stderr }),
     clock,
     random: uniform,
-    identity: () => nodeIdentity({ nodeName: config.nodeName ?? state?.nodeName, addresses: config.addresses }),
+    identity: configuredIdentity({ nodeName: () => config.nodeName ?? state?.nodeName, addresses: () => config.addresses, server: async () => config.server ?? state?.server }),
     setTimer: () => ({ cancel() {} }), // one-shot: no retries
     metrics: new AgentMetrics(clock),
   });

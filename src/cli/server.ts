@@ -26,7 +26,8 @@ export function registerServer(program: Command): void {
     .option("--api-server <url>", "the Kubernetes API server URL written into nodes' kubelet.conf")
     .option("--fips <mode>", "crypto provider: auto, on or off (written to server.yaml)")
     .option("--fips-provider-dir <dir>", "directory holding the OpenSSL FIPS provider (written to server.yaml)")
-    .action(async (o: { dir: string; caCert?: string; caKey?: string; listen?: string; san?: string[]; apiServer?: string; fips?: string; fipsProviderDir?: string }) => {
+    .option("--allow-loopback-sans", "let nodes hold loopback serving SANs: one-host and test setups only (written to server.yaml)")
+    .action(async (o: { dir: string; caCert?: string; caKey?: string; listen?: string; san?: string[]; apiServer?: string; fips?: string; fipsProviderDir?: string; allowLoopbackSans?: boolean }) => {
       const fips = o.fips === undefined ? undefined : parseFipsMode(o.fips);
       // The CA key is generated on the provider the server will run on.
       const existing = existsSync(serverPaths(o.dir).config) ? loadYamlConfig(ServerConfig, serverPaths(o.dir).config, { fips }) : undefined;
@@ -40,6 +41,7 @@ export function registerServer(program: Command): void {
         listen: o.listen,
         sans: o.san,
         apiServerUrl: o.apiServer,
+        allowLoopbackSans: o.allowLoopbackSans,
         now: new Date(),
         random: (n) => randomBytes(n),
       });

@@ -29,7 +29,9 @@ async function main(): Promise<void> {
   // On a FIPS host (or with NODECERT_FIPS=on) both roles run on the FIPS provider.
   const crypto = await ensureCryptoMode(parseFipsMode(process.env.NODECERT_FIPS ?? "auto"), { providerDir: process.env.NODECERT_FIPS_PROVIDER_DIR });
   await ensureDir(base, 0o700);
-  const init = await initServer({ dir: serverDir, listen, sans: ["localhost", "127.0.0.1", "::1"], now: new Date(), random: (n) => randomBytes(n) });
+  // Server and agent share this host and talk over loopback, so the agent's serving certificate
+  // holds 127.0.0.1: the one setup where loopback SANs make sense (allowLoopbackSans).
+  const init = await initServer({ dir: serverDir, listen, sans: ["localhost", "127.0.0.1", "::1"], allowLoopbackSans: true, now: new Date(), random: (n) => randomBytes(n) });
   const server = await runServer({ dir: serverDir, listen, logger: createLogger({ component: "server", level: process.env.NODECERT_LOG_LEVEL ?? "warn" }) });
   const layout = nodeLayout(nodeRoot);
   const tokenFile = path.join(base, "join-token");
@@ -43,7 +45,8 @@ async function main(): Promise<void> {
     caCertHash: init.pin,
     tokenFile: existsSync(tokenFile) ? tokenFile : undefined,
     nodeName: os.hostname().toLowerCase().replace(/[^a-z0-9.-]/g, "-"),
-    addresses: { includeLoopback: true, only: ["127.0.0.1"], extra: [] },
+    // The default: the local address of the agent's connection to the server (127.0.0.1 here).
+    addresses: { source: "connection", includeLoopback: false, includeLinkLocal: false, extra: [] },
     healthListen,
     // A demo must never restart a real kubelet on the developer's machine.
     hooks: [],

@@ -36,6 +36,12 @@ export const AgentConfig = z
     keyAlgorithm: z.enum(KEY_ALGORITHMS).default("ECDSA-P256"),
     addresses: z
       .object({
+        /**
+         * connection (default): the local address of the connection to the control plane, which
+         * is what the control plane signs without an approval; interfaces: every interface address.
+         */
+        source: z.enum(["connection", "interfaces"]).default("connection"),
+        /** Interfaces only: also loopback / link-local addresses. */
         includeLoopback: z.boolean().default(false),
         includeLinkLocal: z.boolean().default(false),
         /** Extra IPs or names to put in the serving certificate. */
@@ -44,7 +50,7 @@ export const AgentConfig = z
         only: z.array(z.string()).optional(),
       })
       .strict()
-      .default({ includeLoopback: false, includeLinkLocal: false, extra: [] }),
+      .default({ source: "connection", includeLoopback: false, includeLinkLocal: false, extra: [] }),
     /** Local HTTP endpoint for /healthz, /readyz and /metrics. */
     healthListen: z.string().default("127.0.0.1:10258"),
     /** When every certificate is re-evaluated (node-cron syntax; 6 fields for seconds). */

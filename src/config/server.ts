@@ -2,10 +2,33 @@
 import { z } from "zod";
 import { durationMs } from "./duration-schema.js";
 import { DEFAULT_POLICY } from "../server/policy.js";
+import { cidrProblem } from "../server/san-policy.js";
 import { KEY_ALGORITHMS } from "../pki/keys.js";
 import { FIPS_MODES } from "../crypto/fips-exec.js";
 
 const duration = durationMs;
+
+const cidr = z.string().superRefine((c, ctx) => {
+  const p = cidrProblem(c);
+  if (p) ctx.addIssue({ code: "custom", message: p });
+});
+
+const NodeGroup = z
+  .object({
+    /** A regular expression matched against the whole node name. */
+    nodes: z.string().superRefine((re, ctx) => {
+      try {
+        new RegExp(re);
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: `not a regular expression: ${(e as Error).message}` });
+      }
+    }),
+    /** IP SANs the group's nodes may hold. */
+    cidrs: z.array(cidr).default([]),
+    /** DNS SANs the group's nodes may hold; "{node}" is replaced by the node name. */
+    dnsNames: z.array(z.string().min(1).max(253)).default([]),
+  })
+  .strict();
 
 export const ServerConfig = z
   .object({
@@ -27,6 +50,14 @@ export const ServerConfig = z
         allowedDnsPatterns: z.array(z.string()).default(DEFAULT_POLICY.allowedDnsPatterns),
         minRsaBits: z.number().int().min(2048).default(DEFAULT_POLICY.minRsaBits),
         allowedKeyAlgorithms: z.array(z.enum(KEY_ALGORITHMS)).default(DEFAULT_POLICY.allowedKeyAlgorithms),
+        /** No node may hold an IP SAN in the cluster's service CIDRs. */
+        serviceCidrs: z.array(cidr).default(DEFAULT_POLICY.serviceCidrs),
+        /** Sign loopback SANs (127.0.0.0/8, ::1, localhost): only for tests and one-host setups. */
+        allowLoopbackSans: z.boolean().default(false),
+        /** Sign link-local IP SANs (169.254.0.0/16, fe80::/10). */
+        allowLinkLocalSans: z.boolean().default(false),
+        /** Serving SANs granted to nodes by name (see the README's approval policy). */
+        nodeGroups: z.array(NodeGroup).default([]),
       })
       .strict()
       .default(DEFAULT_POLICY),

@@ -7,6 +7,13 @@ import { normalizeIp, type SanSet } from "./names.js";
 
 export const EKU_SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
 export const EKU_CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
+/**
+ * nodecert's control-plane identity: only the server's own TLS certificate carries it, never a node
+ * certificate, so agents, `join` and the admin client can tell the control plane from a node whose
+ * serving certificate names the same address. OID 2.25.<UUID as an integer> (X.667), drawn once
+ * from UUID 85bdc36e-02dc-4a5c-ae73-bb6c7fa70a9a.
+ */
+export const EKU_NODECERT_CONTROL_PLANE = "2.25.177772631331512767027557100577846921882";
 
 export interface CertificateInfo {
   subjectCN: string | undefined;
@@ -52,7 +59,6 @@ export function certificateInfo(pemOrDer: string | Buffer): CertificateInfo {
   const cert = new x509.X509Certificate(node.raw);
   const key = describeKeyObject(node.publicKey);
   const bc = cert.getExtension(x509.BasicConstraintsExtension);
-  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
   return {
     subjectCN: cert.subjectName.getField("CN")[0],
     subjectO: cert.subjectName.getField("O"),
@@ -63,7 +69,8 @@ export function certificateInfo(pemOrDer: string | Buffer): CertificateInfo {
     notBefore: cert.notBefore,
     notAfter: cert.notAfter,
     sans: sansOf(cert.getExtension(x509.SubjectAlternativeNameExtension)),
-    extendedKeyUsages: Array.from(eku?.usages ?? [], (u) => String(u)),
+    // Node's parser, not @peculiar's: it prints arcs beyond 2^53 (the control-plane OID) correctly.
+    extendedKeyUsages: node.keyUsage ?? [],
     isCA: bc?.ca ?? false,
     keyAlgorithm: key.algorithm,
     keyDescription: key.description,

@@ -40,10 +40,21 @@ export function splitSans(names: string[]): SanSet {
   return { dns: [...dns].sort(), ip: [...ip].sort() };
 }
 
+/**
+ * The canonical form of an IP address: RFC 5952 for IPv6, and an IPv4-mapped IPv6 address
+ * (::ffff:10.0.0.1, how a dual-stack socket reports an IPv4 peer) as the IPv4 address it maps,
+ * so every check sees one spelling per address.
+ */
 export function normalizeIp(ip: string): string {
   if (isIP(ip) === 6) {
     // Expand then compress through URL parsing, which yields the canonical RFC 5952 form.
-    return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+    const v6 = new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
+    if (mapped) {
+      const [hi, lo] = [parseInt(mapped[1], 16), parseInt(mapped[2], 16)];
+      return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+    }
+    return v6;
   }
   return ip;
 }

@@ -35,3 +35,23 @@ export interface NodeView {
   addresses: string[];
   certificates: { kind: string; serial: string; notAfter: string; keyAlgorithm: string }[];
 }
+
+/** Operator approvals of serving SANs for one node: names, IPs, and CIDRs (a value with a "/"). */
+export const SanApprovalRequest = z.object({ sans: z.array(z.string().min(1).max(253)).min(1).max(64) }).strict();
+
+/** One serving SAN a node may hold, and where that permission comes from. */
+export interface AllowedSanView {
+  kind: "dns" | "ip" | "cidr";
+  value: string;
+  /** "node-name", "join-address", "operator", "token:<id>", "policy.nodeGroups[<i>]". */
+  source: string;
+  /** Operator approvals and token bindings: when they were recorded. */
+  createdAt?: string;
+}
+
+export interface NodeSansView {
+  node: string;
+  allowed: AllowedSanView[];
+  /** SANs of the node's live (unexpired) serving certificates. */
+  held: { dns: string[]; ip: string[] };
+}

@@ -2,7 +2,7 @@
 // validated by schema on both sides. No I/O.
 import { z } from "zod";
 import { KEY_ALGORITHMS } from "../pki/keys.js";
-import { CryptoSummary } from "./messages.js";
+import { CryptoSummary, printable } from "./messages.js";
 
 export const CHANNEL_VERSION = 1;
 /** Larger frames close the connection with a policy violation. */
@@ -17,7 +17,7 @@ const envelope = { v: z.literal(CHANNEL_VERSION), id: z.string().min(1).max(64) 
 const kind = z.enum(["client", "serving"]);
 
 export const CertificateReport = z
-  .object({ kind, serial: z.string().max(64), notAfter: z.string().max(40), keyAlgorithm: z.string().max(32), issuer: z.string().max(256).optional() })
+  .object({ kind, serial: printable(64), notAfter: printable(40), keyAlgorithm: printable(32), issuer: z.string().max(256).optional() })
   .strict();
 export type CertificateReport = z.infer<typeof CertificateReport>;
 
@@ -29,7 +29,7 @@ export const Hello = z
     type: z.literal("hello"),
     /** Informational only: identity always comes from the client certificate. */
     nodeName: z.string().max(253).optional(),
-    agentVersion: z.string().max(64),
+    agentVersion: printable(64),
     certificates: z.array(CertificateReport).max(4),
     crypto: CryptoSummary,
     addresses: z.array(z.string().max(64)).max(128),
@@ -59,7 +59,18 @@ export type Ack = z.infer<typeof Ack>;
 export const Rotate = z
   .object({ ...envelope, type: z.literal("rotate"), which: z.array(kind).min(1).max(2), reason: z.string().max(512), keyAlgorithm: z.enum(KEY_ALGORITHMS).optional() })
   .strict();
-export const TrustBundle = z.object({ ...envelope, type: z.literal("trust-bundle"), bundle: z.string().max(48 * 1024) }).strict();
+export const TrustBundle = z
+  .object({
+    ...envelope,
+    type: z.literal("trust-bundle"),
+    bundle: z.string().max(48 * 1024),
+    /**
+     * Cross-certificates: each has the subject and key of a CA in `bundle` and is signed by a CA
+     * the node already trusts. An agent adds a CA to its trust only with such a voucher.
+     */
+    vouchers: z.array(z.string().max(8 * 1024)).max(8).optional(),
+  })
+  .strict();
 export const Evict = z.object({ ...envelope, type: z.literal("evict"), reason: z.string().max(512) }).strict();
 export const ServerMessage = z.discriminatedUnion("type", [Rotate, TrustBundle, Evict]);
 export type ServerMessage = z.infer<typeof ServerMessage>;

@@ -10,6 +10,12 @@ const pem = (label: string) =>
     .max(32 * 1024)
     .refine((s) => s.includes(`-----BEGIN ${label}-----`), { message: `must be a PEM ${label}` });
 
+/**
+ * Printable ASCII only: an agent's version string ends up in operators' tables, where a control
+ * character could drive their terminal. A hostile agent gets a schema refusal.
+ */
+export const printable = (max: number) => z.string().max(max).regex(/^[\x20-\x7e]*$/, { message: "must be printable ASCII (no control characters)" });
+
 /** The crypto provider a process runs on; `fips` is true only after a passing FIPS self-test. */
 export const CryptoSummary = z.object({ provider: z.string().max(128), fips: z.boolean(), selfTest: z.enum(["passed", "failed", "not-run"]).optional() }).strict();
 export type CryptoSummary = z.infer<typeof CryptoSummary>;
@@ -25,7 +31,7 @@ export const NodeFacts = z
     os: z
       .object({ platform: z.string().max(64), distro: z.string().max(128).optional(), release: z.string().max(128).optional(), kernel: z.string().max(128).optional(), arch: z.string().max(32).optional() })
       .optional(),
-    agentVersion: z.string().max(64),
+    agentVersion: printable(64),
     /** The agent's crypto provider (a server with requireFipsNodes refuses non-FIPS agents). */
     crypto: CryptoSummary.optional(),
   })
@@ -92,8 +98,13 @@ export const TokenCreateRequest = z
     node: z.string().min(1).max(253).optional(),
     uses: z.number().int().positive().max(10_000).default(1),
     description: z.string().max(256).optional(),
+    /** Serving SANs (DNS names or IPs) the node joining with this token may hold; needs `node`. */
+    sans: z.array(z.string().min(1).max(253)).max(64).optional(),
+    /** CIDRs whose addresses the node joining with this token may hold as IP SANs; needs `node`. */
+    cidrs: z.array(z.string().min(1).max(64)).max(64).optional(),
   })
-  .strict();
+  .strict()
+  .refine((t) => t.node !== undefined || (!t.sans?.length && !t.cidrs?.length), { message: "sans and cidrs bind serving SANs to one node: give node as well", path: ["node"] });
 export type TokenCreateRequest = z.infer<typeof TokenCreateRequest>;
 
 export const TokenCreateResponse = z.object({ token: z.string(), id: z.string(), expiresAt: z.string() }).strict();

@@ -14,7 +14,8 @@ import type { Authority } from "./authority.js";
 import type { Store } from "./store/store.js";
 import { HttpError } from "./http-error.js";
 import { checkToken, FailureLimiter, generateToken, hashSecret, parseToken } from "./tokens.js";
-import { evaluate } from "./policy.js";
+import { evaluate, type PolicyConfig } from "./policy.js";
+import { sanContext, serverSanPolicy, validateGrants } from "./san-registry.js";
 import { sign } from "./signer.js";
 import { tlsCipherOptions } from "../crypto/fips-policy.js";
 
@@ -57,7 +58,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       ...serverTlsOptions(!!d.fips),
     },
   });
-  const policy = { ...d.config.policy, fips: !!d.fips, requireFipsNodes: d.config.requireFipsNodes };
+  const policy: PolicyConfig = { ...d.config.policy, ...serverSanPolicy(d.config), fips: !!d.fips, requireFipsNodes: d.config.requireFipsNodes };
   const limiter = new FailureLimiter(d.config.tokens.maxFailures, d.config.tokens.failureWindow, () => d.clock().getTime());
 
   // Deny by default: every route except the node-facing ones gets the admin check attached to the
@@ -122,7 +123,9 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       d.logger.warn("join denied", { node: jr.nodeName, source, rule, reason });
       throw new HttpError(403, "denied", reason, rule);
     };
-    const decision = evaluate({ nodeName: jr.nodeName, boundNode: check.record.node, facts: jr.facts, client, serving }, policy);
+    // SANs come from what the control plane knows: this join's source address, the token's bound SANs, approvals.
+    const sans = await sanContext(d.store, policy, jr.nodeName, serving.sans, now, { joinAddress: source, token: check.record });
+    const decision = evaluate({ nodeName: jr.nodeName, boundNode: check.record.node, facts: jr.facts, client, serving, sans }, policy);
     if (!decision.allowed) return deny(decision.rule, decision.reason);
     // A token that anyone may use must not take over a node that exists (or lift its eviction):
     // that needs a token the operator bound to this node.
@@ -139,7 +142,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     const signedClient = await sign(d.authority.signer, { owner: jr.nodeName, subject, spki: client.spki, kind: "client", lifetimeMs: d.config.certificates.maxClientLifetime }, now, d.random);
     const signedServing = await sign(
       d.authority.signer,
-      { owner: jr.nodeName, subject, spki: serving.spki, kind: "serving", sans: [...serving.sans.dns, ...serving.sans.ip], lifetimeMs: d.config.certificates.maxServingLifetime },
+      { owner: jr.nodeName, subject, spki: serving.spki, kind: "serving", sans: serving.sans, lifetimeMs: d.config.certificates.maxServingLifetime },
       now,
       d.random,
     );
@@ -147,6 +150,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       tokenId: check.record.id,
       now,
       node: jr.nodeName,
+      joinAddress: source,
       facts: jr.facts,
       certificates: [signedClient.record, signedServing.record],
       audit: {
@@ -201,14 +205,15 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     const rr = body.data;
     const client = rr.csrs.client ? await parseCsrOr400(rr.csrs.client, "client") : undefined;
     const serving = rr.csrs.serving ? await parseCsrOr400(rr.csrs.serving, "serving") : undefined;
-    const decision = evaluate({ nodeName, facts: rr.facts, client, serving }, policy);
+    const sans = serving ? await sanContext(d.store, policy, nodeName, serving.sans, now, { joinAddress: node.joinAddress }) : undefined;
+    const decision = evaluate({ nodeName, facts: rr.facts, client, serving, sans }, policy);
     if (!decision.allowed) return deny(403, "denied", decision.reason, decision.rule, nodeName);
     const subject = nodeSubject(nodeName);
     const signedClient = client
       ? await sign(d.authority.signer, { owner: nodeName, subject, spki: client.spki, kind: "client", lifetimeMs: d.config.certificates.maxClientLifetime }, now, d.random)
       : undefined;
     const signedServing = serving
-      ? await sign(d.authority.signer, { owner: nodeName, subject, spki: serving.spki, kind: "serving", sans: [...serving.sans.dns, ...serving.sans.ip], lifetimeMs: d.config.certificates.maxServingLifetime }, now, d.random)
+      ? await sign(d.authority.signer, { owner: nodeName, subject, spki: serving.spki, kind: "serving", sans: serving.sans, lifetimeMs: d.config.certificates.maxServingLifetime }, now, d.random)
       : undefined;
     const records = [signedClient?.record, signedServing?.record].filter((r) => r !== undefined);
     await d.store.commitRenewal({
@@ -235,8 +240,13 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     const token = generateToken(d.random);
     const { id, secret } = parseToken(token)!;
     const expiresAt = new Date(now.getTime() + body.data.ttlSeconds * 1000);
-    await d.store.insertToken({ id, secretHash: hashSecret(secret), node: body.data.node, usesLeft: body.data.uses, expiresAt, createdAt: now, description: body.data.description });
-    await d.store.audit({ time: now, type: "token.created", node: body.data.node, source: req.ip, detail: { tokenId: id, uses: body.data.uses, expiresAt: expiresAt.toISOString() } });
+    // SANs bound to the token become the node's grants when it joins; refused ones are refused now.
+    const bound = body.data.node
+      ? await validateGrants(d.store, policy, body.data.node, [...(body.data.sans ?? []).map((value) => ({ value })), ...(body.data.cidrs ?? []).map((value) => ({ value, cidr: true }))], `token:${id}`, now)
+      : [];
+    const sans = bound.length ? { dns: bound.filter((g) => g.kind === "dns").map((g) => g.value), ip: bound.filter((g) => g.kind === "ip").map((g) => g.value), cidrs: bound.filter((g) => g.kind === "cidr").map((g) => g.value) } : undefined;
+    await d.store.insertToken({ id, secretHash: hashSecret(secret), node: body.data.node, usesLeft: body.data.uses, expiresAt, createdAt: now, description: body.data.description, sans });
+    await d.store.audit({ time: now, type: "token.created", node: body.data.node, source: req.ip, detail: { tokenId: id, uses: body.data.uses, expiresAt: expiresAt.toISOString(), ...(sans ? { sans } : {}) } });
     d.logger.info("bootstrap token created", { tokenId: id, node: body.data.node, uses: body.data.uses, expiresAt: expiresAt.toISOString() });
     return { token, id, expiresAt: expiresAt.toISOString() };
   });

@@ -1,6 +1,7 @@
 // Which CA signs and which CAs are trusted, changeable at run time (CA rotation).
 import { createHash, X509Certificate } from "node:crypto";
 import { splitCertificates } from "../pki/pem.js";
+import { certificatePin } from "../pki/pin.js";
 import type { LoadedCa } from "./ca.js";
 
 export function bundleSha256(pem: string): string {
@@ -27,6 +28,8 @@ export class Authority {
   /** Trust anchors beyond the signer's (the other CA during a rotation). */
   private extraAnchors = "";
   private extraIntermediates = "";
+  /** During a CA rotation: the new CA cross-signed by the old one. */
+  private cross = "";
 
   constructor(public signer: LoadedCa) {}
 
@@ -39,9 +42,33 @@ export class Authority {
     return this.signer.intermediatesPem + this.extraIntermediates;
   }
 
-  set(signer: LoadedCa, also?: LoadedCa): void {
+  /**
+   * Cross-certificates that vouch for the CAs in the trust bundle (sent with every pushed bundle):
+   * an agent adds a CA only when one of them, signed by a CA it trusts, names exactly that CA.
+   */
+  get vouchers(): string[] {
+    return this.cross ? [this.cross] : [];
+  }
+
+  /**
+   * What the server's TLS chain carries after its own certificate file (leaf + the signer's
+   * intermediates): once the new CA signs, its cross-certificate and the old CA's intermediates,
+   * so a node anchored in the old CA (a join with the original pin) still verifies the server.
+   */
+  get tlsChainExtra(): string {
+    if (!this.cross || certificatePin(this.cross) !== certificatePin(this.signer.issuer.certPem)) return "";
+    return this.cross + this.extraIntermediates;
+  }
+
+  /** The trust-bundle message every node gets (with vouchers for a CA that is new to it). */
+  trustBundleMessage(): { type: "trust-bundle"; bundle: string; vouchers: string[] } {
+    return { type: "trust-bundle", bundle: this.trustBundle, vouchers: this.vouchers };
+  }
+
+  set(signer: LoadedCa, also?: LoadedCa, cross?: string): void {
     this.signer = signer;
     this.extraAnchors = also?.bundlePem ?? "";
     this.extraIntermediates = also?.intermediatesPem ?? "";
+    this.cross = cross ?? "";
   }
 }

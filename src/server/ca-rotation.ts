@@ -6,8 +6,11 @@
 import { promises as fs, existsSync } from "node:fs";
 import path from "node:path";
 import type { Logger } from "../log.js";
-import type { RandomBytes } from "../pki/certificate.js";
+import { crossSignCa, type RandomBytes } from "../pki/certificate.js";
 import { certificateInfo } from "../pki/certificate-info.js";
+import { splitCertificates } from "../pki/pem.js";
+import { certificatePin } from "../pki/pin.js";
+import { chainProblems } from "../pki/verify.js";
 import { ensureCa, loadCa, type LoadedCa } from "./ca.js";
 import type { ServerPaths } from "./paths.js";
 import { Authority, bundleSha256 } from "./authority.js";
@@ -29,11 +32,23 @@ export interface CaRotationState {
   forced: string[];
 }
 
+/** A CA of the trust bundle, and whether `nodecert join --ca-cert-hash <pin>` works now. */
+export interface JoinPin {
+  pin: string;
+  subject: string;
+  /** The server's current TLS chain verifies against this CA alone (what a join anchors in). */
+  valid: boolean;
+  /** Why not, when not. */
+  problem?: string;
+}
+
 export interface CaRotationStatus {
   rotation?: CaRotationState;
   /** Nodes that keep the current phase from advancing, with why. */
   blockers: string[];
   bundleCertificates: number;
+  /** Every CA of the bundle, checked against the chain the server serves right now. */
+  joinPins: JoinPin[];
 }
 
 const KEY = "ca-rotation";
@@ -41,6 +56,11 @@ const KEY = "ca-rotation";
 export function nextCaPaths(p: ServerPaths): ServerPaths {
   const caDir = path.join(p.dir, "ca-next");
   return { ...p, caDir, caCert: path.join(caDir, "ca.crt"), caKeyEnc: path.join(caDir, "ca.key.enc"), caBundle: path.join(caDir, "bundle.crt") };
+}
+
+/** The new CA cross-signed by the old one, kept next to the new CA while the rotation runs. */
+export function crossCertPath(p: ServerPaths): string {
+  return path.join(nextCaPaths(p).caDir, "cross.crt");
 }
 
 export interface CaRotationDeps {
@@ -59,6 +79,8 @@ export interface CaRotationDeps {
    * hot-reloads the TLS one (ServiceCertRenewal.check, which also runs hourly: one code path).
    */
   ensureServiceCertificates: (trigger: string) => Promise<unknown>;
+  /** The certificate chain the server's TLS presents right now (leaf first). */
+  servedChain: () => Promise<string>;
   maxInFlight: number;
   autoAdvance: boolean;
 }
@@ -101,8 +123,9 @@ export class CaRotation {
       return;
     }
     const next = await loadCa(nextCaPaths(this.d.paths));
-    if (s.phase === "prepare") this.d.authority.set(current, next);
-    else this.d.authority.set(next, current);
+    const cross = await this.ensureCross(current, next);
+    if (s.phase === "prepare") this.d.authority.set(current, next, cross);
+    else this.d.authority.set(next, current, cross);
     this.d.logger.info("resuming CA rotation", { phase: s.phase, rotation: s.id });
   }
 
@@ -116,7 +139,7 @@ export class CaRotation {
       await ensureCa(np, kek, { providedCertPem: o.caCertPem, providedKeyPem: o.caKeyPem, commonName: `nodecert-ca-${this.d.clock().toISOString().slice(0, 10)}`, now: this.d.clock(), random: this.d.random });
       const next = await loadCa(np, kek);
       const old = this.d.authority.signer;
-      this.d.authority.set(old, next);
+      this.d.authority.set(old, next, await this.ensureCross(old, next));
       const state: CaRotationState = {
         id: `ca-${this.d.clock().getTime().toString(36)}`,
         phase: "prepare",
@@ -155,7 +178,35 @@ export class CaRotation {
   async status(): Promise<CaRotationStatus> {
     const rotation = await this.state();
     const blockers = rotation && rotation.phase !== "done" ? await this.blockers(rotation) : [];
-    return { rotation, blockers, bundleCertificates: this.d.authority.trustBundle.split("BEGIN CERTIFICATE").length - 1 };
+    const bundle = splitCertificates(this.d.authority.trustBundle);
+    return { rotation, blockers, bundleCertificates: bundle.length, joinPins: await this.joinPins(bundle) };
+  }
+
+  /**
+   * A join fetches the bundle, keeps only the CA its pin names and anchors TLS in it: so a pin is
+   * valid exactly when the chain the server serves verifies against that one CA.
+   */
+  private async joinPins(bundle: string[]): Promise<JoinPin[]> {
+    const chain = await this.d.servedChain();
+    const now = this.d.clock();
+    return bundle.map((ca) => {
+      const problems = chainProblems(chain, ca, now);
+      return { pin: certificatePin(ca), subject: certificateInfo(ca).subject.replace(/\n/g, ", "), valid: problems.length === 0, ...(problems.length ? { problem: problems.join("; ") } : {}) };
+    });
+  }
+
+  /**
+   * The new CA cross-signed by the old one (made once per rotation, kept with the new CA): the
+   * voucher agents check before trusting the new CA, and the link that keeps the old pin valid.
+   */
+  private async ensureCross(old: LoadedCa, next: LoadedCa): Promise<string> {
+    const file = crossCertPath(this.d.paths);
+    const existing = await fs.readFile(file, "utf8").catch(() => undefined);
+    if (existing && certificatePin(existing) === certificatePin(next.issuer.certPem)) return existing;
+    const cross = await crossSignCa({ subjectCertPem: next.issuer.certPem, issuer: old.issuer, now: this.d.clock(), random: this.d.random });
+    await writeFileAtomic(file, cross, 0o644);
+    this.d.logger.info("cross-signed the new CA with the old one", { newCaPin: next.pin, oldCaPin: old.pin, file });
+    return cross;
   }
 
   private async liveNodes() {
@@ -189,7 +240,7 @@ export class CaRotation {
   private async toSwitch(s: CaRotationState): Promise<CaRotationState> {
     const old = this.d.authority.signer;
     const next = await loadCa(nextCaPaths(this.d.paths));
-    this.d.authority.set(next, old);
+    this.d.authority.set(next, old, await this.ensureCross(old, next));
     // The new CA signs now, so neither service certificate is signed by the signer: both re-issued.
     await this.d.ensureServiceCertificates(`CA rotation ${s.id}: switch to the new CA`);
     const c = (await this.liveNodes()).length
@@ -220,6 +271,8 @@ export class CaRotation {
     const archive = path.join(p.dir, `ca-old-${s.id}`);
     if (existsSync(np.caDir)) {
       if (!existsSync(archive)) await fs.rename(p.caDir, archive);
+      // The cross-certificate is the old CA's word for the new one: it goes with the old CA.
+      if (existsSync(crossCertPath(p))) await fs.rename(crossCertPath(p), path.join(archive, "cross-signed-next.crt"));
       await fs.rename(np.caDir, p.caDir);
     }
   }
@@ -228,7 +281,7 @@ export class CaRotation {
   private async afterTrustChange(): Promise<void> {
     await writeFileAtomic(this.d.paths.adminCa, this.d.authority.trustBundle, 0o600);
     await this.d.reloadTls();
-    for (const node of this.d.hub.connectedNodes()) this.d.hub.send(node, { type: "trust-bundle", bundle: this.d.authority.trustBundle });
+    for (const node of this.d.hub.connectedNodes()) this.d.hub.send(node, this.d.authority.trustBundleMessage());
   }
 
   private async saveState(s: CaRotationState): Promise<void> {

@@ -24,6 +24,8 @@ export interface InitOptions {
   /** Crypto provider settings written into a new server.yaml. */
   fips?: "auto" | "on" | "off";
   fipsProviderDir?: string;
+  /** Written into a new server.yaml as policy.allowLoopbackSans (one-host setups, tests). */
+  allowLoopbackSans?: boolean;
   now: Date;
   random: RandomBytes;
 }
@@ -45,6 +47,7 @@ export async function initServer(o: InitOptions): Promise<InitResult> {
     if (o.apiServerUrl) cfg.apiServerUrl = o.apiServerUrl;
     if (o.fips) cfg.fips = o.fips;
     if (o.fipsProviderDir) cfg.fipsProviderDir = o.fipsProviderDir;
+    if (o.allowLoopbackSans) cfg.policy = { allowLoopbackSans: true };
     await writeFileAtomic(paths.config, YAML.stringify(cfg), 0o600);
   }
   const config = loadYamlConfig(ServerConfig, paths.config);

@@ -1,13 +1,14 @@
 // CSR approval policy as named rules. Pure: every denial names its rule and says why.
-import { BlockList, isIP } from "node:net";
+import { type BlockList, isIP } from "node:net";
 import type { ParsedCsr } from "../pki/csr.js";
 import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from "../pki/certificate-info.js";
-import { dns1123SubdomainProblem, NODE_ORG, nodeCommonName, normalizeIp } from "../pki/names.js";
+import { dns1123SubdomainProblem, NODE_ORG, nodeCommonName } from "../pki/names.js";
 import type { KeyAlgorithm } from "../pki/keys.js";
 import type { NodeFacts } from "../protocol/messages.js";
 import { fipsKeyAlgorithmDecision, fipsSignatureHashDecision } from "../crypto/fips-policy.js";
+import { ALWAYS_REFUSED, blockList, describeAllowed, loopbackExempt, OTHER_NODE_RULE, otherNodeReason, sanKey, sanSource, type SanContext, type SanKind, type SanPolicyConfig } from "./san-policy.js";
 
-export interface PolicyConfig {
+export interface PolicyConfig extends SanPolicyConfig {
   /** IP SANs must fall inside one of these (like kubelet-csr-approver's provider-ip-prefixes). */
   allowedCidrs: string[];
   /** DNS SANs must match one of these regular expressions (like provider-regex). */
@@ -25,13 +26,20 @@ export const DEFAULT_POLICY: PolicyConfig = {
   allowedDnsPatterns: ["^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"],
   minRsaBits: 2048,
   allowedKeyAlgorithms: ["ECDSA-P256", "ECDSA-P384", "RSA-2048", "RSA-3072", "RSA-4096", "Ed25519"],
+  serviceCidrs: ["10.96.0.0/12"],
+  allowLoopbackSans: false,
+  allowLinkLocalSans: false,
+  nodeGroups: [],
 };
 
 export interface RequestContext {
   nodeName: string;
   /** The node a bootstrap token was bound to, if any. */
   boundNode?: string;
+  /** Informational only: nothing the node reports grants it a SAN. */
   facts: NodeFacts;
+  /** What the control plane knows about the node's serving SANs (required with a serving CSR). */
+  sans?: SanContext;
   /** A join carries both CSRs; a renewal carries one or both. */
   client?: ParsedCsr;
   serving?: ParsedCsr;
@@ -145,17 +153,43 @@ export const RULES: Rule[] = [
       return undefined;
     },
   },
+  ...ALWAYS_REFUSED.map(
+    (r): Rule => ({
+      name: r.rule,
+      check: (ctx, cfg) => {
+        for (const [kind, value] of servingSans(ctx)) {
+          const reason = kind === "dns" ? r.dns?.(value, cfg) : r.ip?.(value, cfg);
+          if (reason) return reason;
+        }
+        return undefined;
+      },
+    }),
+  ),
   {
+    name: OTHER_NODE_RULE,
+    check: (ctx, cfg) => {
+      for (const [kind, value] of servingSans(ctx)) {
+        const holder = ctx.sans?.heldByOthers.get(sanKey(kind, value));
+        // Loopback with allowLoopbackSans names only "this host" (see san-policy).
+        if (holder && !loopbackExempt(kind, value, cfg)) return otherNodeReason(kind, value, holder);
+      }
+      return undefined;
+    },
+  },
+  {
+    // The node's claims (CSR, facts) never grant a SAN: only what the control plane knows does.
     name: "serving-sans-owned",
     check: (ctx) => {
       if (!ctx.serving) return undefined;
-      const names = new Set([ctx.nodeName, ctx.facts.hostname, ctx.facts.fqdn, ...(ctx.facts.names ?? [])].filter(Boolean).map((n) => n!.toLowerCase()));
-      const addrs = new Set(ctx.facts.addresses.filter((a) => isIP(a)).map(normalizeIp));
-      for (const d of ctx.serving.sans.dns) {
-        if (!names.has(d)) return `DNS SAN "${d}" is not one of the node's names (${[...names].join(", ")})`;
-      }
-      for (const ip of ctx.serving.sans.ip) {
-        if (!addrs.has(ip)) return `IP SAN ${ip} is not one of the node's reported addresses (${[...addrs].join(", ") || "none"})`;
+      if (!ctx.sans) return "the control plane could not tell which serving SANs this node may hold";
+      for (const [kind, value] of servingSans(ctx)) {
+        if (sanSource(ctx.sans.allowed, kind, value)) continue;
+        const what = kind === "dns" ? `DNS SAN "${value}"` : `IP SAN ${value}`;
+        return (
+          `${what} is not one this control plane allows node "${ctx.nodeName}" (it allows ${describeAllowed(ctx.sans.allowed)}): ` +
+          `approve it with 'nodecert node approve-san ${ctx.nodeName} ${value}', bind it to the node's token ('nodecert token create --node ${ctx.nodeName} --san ${value}') ` +
+          `or grant it in policy.nodeGroups`
+        );
       }
       return undefined;
     },
@@ -195,15 +229,13 @@ export const RULES: Rule[] = [
 ];
 
 export function cidrList(cidrs: string[]): BlockList {
-  const bl = new BlockList();
-  for (const c of cidrs) {
-    const [net, bits] = c.split("/");
-    const family = isIP(net) === 6 ? "ipv6" : isIP(net) === 4 ? "ipv4" : undefined;
-    const prefix = Number(bits);
-    if (!family || !Number.isInteger(prefix)) throw new Error(`invalid CIDR "${c}" in policy.allowedCidrs`);
-    bl.addSubnet(net, prefix, family);
-  }
-  return bl;
+  return blockList(cidrs, "policy.allowedCidrs");
+}
+
+/** The serving CSR's SANs, DNS and IP kept apart as the CSR had them. */
+function servingSans(ctx: RequestContext): [SanKind, string][] {
+  if (!ctx.serving) return [];
+  return [...ctx.serving.sans.dns.map((d): [SanKind, string] => ["dns", d]), ...ctx.serving.sans.ip.map((i): [SanKind, string] => ["ip", i])];
 }
 
 /**

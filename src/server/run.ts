@@ -18,6 +18,8 @@ import { Hub } from "./hub.js";
 import { Campaigns, DEFAULT_CAMPAIGN_OPTIONS, type CampaignOptions } from "./campaigns.js";
 import { CaRotation } from "./ca-rotation.js";
 import { registerAdminRoutes } from "./admin-api.js";
+import { registerSanRoutes } from "./san-admin.js";
+import { serverSanPolicy } from "./san-registry.js";
 import { DEFAULT_SERVICE_CERT_CHECK_MS, ServiceCertRenewal, type SetTimer } from "./service-cert-renewal.js";
 
 export interface RunOptions {
@@ -64,15 +66,18 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   const fips = o.fips ?? processFips();
   if (config.requireFipsNodes && !fips) o.logger.warn("requireFipsNodes is set but this server does not run on the FIPS provider; set fips: on so the control plane is FIPS too");
   const authority = new Authority(await loadCa(paths));
+  const sanPolicy = { ...config.policy, ...serverSanPolicy(config) };
   const store = new SqliteStore(paths.db);
-  const readTls = async () => ({ certPem: await fs.readFile(paths.tlsCert, "utf8"), keyPem: await fs.readFile(paths.tlsKey, "utf8") });
+  // What the server presents: its certificate file, then (once a rotation's new CA signs) the
+  // cross-certificate that lets nodes anchored in the old CA verify it.
+  const servedTls = async () => ({ certPem: (await fs.readFile(paths.tlsCert, "utf8")) + authority.tlsChainExtra, keyPem: await fs.readFile(paths.tlsKey, "utf8") });
   const hub = new Hub({ store, authority, logger: o.logger, clock, heartbeatMs: o.heartbeatMs ?? 30_000 });
   const campaigns = new Campaigns({ store, hub, logger: o.logger, clock, options: { ...DEFAULT_CAMPAIGN_OPTIONS, ...(o.campaignOptions ?? {}) } });
   let app: FastifyInstance | undefined;
   // Hot-swaps the TLS identity and client-CA list into the listening server; before it listens,
   // buildApi reads the files itself.
   const reloadTls = async () => {
-    const tls = await readTls();
+    const tls = await servedTls();
     app?.server && (app.server as unknown as import("node:tls").Server).setSecureContext({ key: tls.keyPem, cert: tls.certPem, ca: authority.trustBundle + authority.intermediates, ...serverTlsOptions(fips) });
   };
   const setTimer: SetTimer = o.setTimer ?? ((fn, ms) => {
@@ -90,6 +95,7 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     clock,
     random,
     ensureServiceCertificates: (trigger) => serviceCerts.check(trigger),
+    servedChain: async () => (await servedTls()).certPem,
     maxInFlight: config.caRotation.maxInFlight,
     autoAdvance: config.caRotation.autoAdvance,
     reloadTls,
@@ -106,9 +112,11 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     logger: o.logger,
     clock,
     random,
-    tls: await readTls(),
+    tls: await servedTls(),
     fips,
-    registerAdmin: (a) => registerAdminRoutes(a, {
+    registerAdmin: (a) => {
+      registerSanRoutes(a, { store, policy: sanPolicy, clock, logger: o.logger });
+      registerAdminRoutes(a, {
         store,
         hub,
         campaigns,
@@ -117,12 +125,13 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
         clock,
         autoAdvance: config.caRotation.autoAdvance,
         keyAlgorithmProblem: (alg) => keyAlgorithmProblem(alg, { ...config.policy, fips }),
-      }),
+      });
+    },
   });
   hub.attach(app.server);
   // A node whose trust bundle is stale (offline during a CA rotation, say) gets the current one.
   hub.on("hello", (node, hello) => {
-    if (hello.trustBundleSha256 !== bundleSha256(authority.trustBundle)) hub.send(node, { type: "trust-bundle", bundle: authority.trustBundle });
+    if (hello.trustBundleSha256 !== bundleSha256(authority.trustBundle)) hub.send(node, authority.trustBundleMessage());
   });
   const { host, port } = parseListen(config.listen);
   try {

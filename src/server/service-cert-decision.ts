@@ -2,7 +2,7 @@
 // Pure: the caller reads the files and the certificate record and acts on the answer.
 import { X509Certificate } from "node:crypto";
 import { splitCertificates } from "../pki/pem.js";
-import { certificateInfo } from "../pki/certificate-info.js";
+import { certificateInfo, EKU_CLIENT_AUTH, EKU_NODECERT_CONTROL_PLANE, EKU_SERVER_AUTH } from "../pki/certificate-info.js";
 import { sameSans, splitSans } from "../pki/names.js";
 import { keyMatchesCertificate } from "../pki/verify.js";
 
@@ -25,6 +25,8 @@ export interface ServiceCertFacts {
   signerCertPem: string;
   /** The SANs the certificate must carry (server certificate: server.yaml `sans`). */
   sans?: string[];
+  /** Extended key usages the certificate must carry (the server's control-plane identity). */
+  extendedKeyUsages?: string[];
   /** Whether the certificate's serial is in the record with this kind; undefined: not looked up. */
   recorded?: boolean;
   now: Date;
@@ -81,6 +83,10 @@ export function decideServiceCert(f: ServiceCertFacts): ServiceCertDecision {
       problems.push(`its SANs are DNS[${info.sans.dns.join(",")}] IP[${info.sans.ip.join(",")}], server.yaml sans ask for DNS[${want.dns.join(",")}] IP[${want.ip.join(",")}]`);
     }
   }
+  const missingEku = (f.extendedKeyUsages ?? []).filter((u) => !info.extendedKeyUsages.includes(u));
+  if (missingEku.length) {
+    problems.push(`it lacks the extended key usage${missingEku.length > 1 ? "s" : ""} ${missingEku.map(ekuName).join(", ")} (agents and 'nodecert join' refuse a control plane without it)`);
+  }
   if (f.recorded === false) problems.push(`its serial ${info.serial} is not in the server's certificate record (the admin check refuses such a certificate)`);
   if (problems.length) return { action: "reissue", reason: problems.join("; ") };
   const due = renewAt(info.notBefore, info.notAfter);
@@ -91,6 +97,13 @@ export function decideServiceCert(f: ServiceCertFacts): ServiceCertDecision {
     return keep(info, `it expires at ${info.notAfter.toISOString()} with the CA that signs it, and cannot be renewed past that: rotate the CA ('nodecert ca rotate')`);
   }
   return { action: "reissue", reason: `two thirds of its lifetime have passed (renew after ${due.toISOString()}, expires ${info.notAfter.toISOString()})` };
+}
+
+function ekuName(oid: string): string {
+  if (oid === EKU_NODECERT_CONTROL_PLANE) return `nodecert control-plane (${oid})`;
+  if (oid === EKU_SERVER_AUTH) return "serverAuth";
+  if (oid === EKU_CLIENT_AUTH) return "clientAuth";
+  return oid;
 }
 
 function keep(info: ReturnType<typeof certificateInfo>, warning?: string): ServiceCertDecision {

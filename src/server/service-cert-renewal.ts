@@ -100,7 +100,7 @@ export class ServiceCertRenewal {
     const serial = leafSerial(certPem);
     const recorded = serial === undefined ? undefined : (await this.d.store.getCertificate(serial))?.kind === svc.kind;
     const signer = this.d.authority.signer;
-    const decision = decideServiceCert({ certPem, keyPem, signerCertPem: signer.issuer.certPem, sans: svc.sans, recorded, now });
+    const decision = decideServiceCert({ certPem, keyPem, signerCertPem: signer.issuer.certPem, sans: svc.sans, extendedKeyUsages: svc.extendedKeyUsages, recorded, now });
     if (decision.action === "keep") {
       const fields = { certificate: svc.kind, serial: decision.serial, notAfter: decision.notAfter.toISOString(), renewAfter: decision.renewAt.toISOString(), trigger };
       if (decision.warning) this.d.logger.warn(`the ${svc.label} cannot be renewed`, { ...fields, reason: decision.warning });

@@ -4,7 +4,8 @@
 import type { x509 } from "../crypto/provider.js";
 import type { RandomBytes } from "../pki/certificate.js";
 import { exportPrivateKeyPem, generateKeyPair } from "../pki/keys.js";
-import { ADMIN_CN, ADMIN_ORG } from "../pki/names.js";
+import { ADMIN_CN, ADMIN_ORG, splitSans } from "../pki/names.js";
+import { extendedKeyUsagesFor } from "../pki/certificate.js";
 import type { LoadedCa } from "./ca.js";
 import type { ServerPaths } from "./paths.js";
 import { sign } from "./signer.js";
@@ -27,12 +28,14 @@ export interface ServiceCert {
   keyFile: string;
   /** The server certificate is public (0644); the admin one is a credential's half (0600). */
   certMode: number;
+  /** Extended key usages it must carry (the server's: serverAuth and the control-plane identity). */
+  extendedKeyUsages: string[];
 }
 
 export function serviceCerts(paths: ServerPaths, sans: string[]): ServiceCert[] {
   return [
-    { label: "server TLS certificate", owner: "nodecert:server", subject: [{ CN: ["nodecert-server"] }], kind: "server", sans, dir: paths.tlsDir, certFile: paths.tlsCert, keyFile: paths.tlsKey, certMode: 0o644 },
-    { label: "admin client certificate", owner: ADMIN_CN, subject: [{ O: [ADMIN_ORG] }, { CN: [ADMIN_CN] }], kind: "admin", dir: paths.adminDir, certFile: paths.adminCert, keyFile: paths.adminKey, certMode: 0o600 },
+    { label: "server TLS certificate", owner: "nodecert:server", subject: [{ CN: ["nodecert-server"] }], kind: "server", sans, dir: paths.tlsDir, certFile: paths.tlsCert, keyFile: paths.tlsKey, certMode: 0o644, extendedKeyUsages: extendedKeyUsagesFor("server") },
+    { label: "admin client certificate", owner: ADMIN_CN, subject: [{ O: [ADMIN_ORG] }, { CN: [ADMIN_CN] }], kind: "admin", dir: paths.adminDir, certFile: paths.adminCert, keyFile: paths.adminKey, certMode: 0o600, extendedKeyUsages: extendedKeyUsagesFor("admin") },
   ];
 }
 
@@ -47,7 +50,7 @@ export async function issueServiceCert(ca: LoadedCa, svc: ServiceCert, c: IssueC
   await ensureDir(svc.dir, 0o700);
   const keys = await generateKeyPair("ECDSA-P256");
   const spki = await crypto.subtle.exportKey("spki", keys.publicKey);
-  const signed = await sign(ca, { owner: svc.owner, subject: svc.subject, spki, kind: svc.kind, sans: svc.sans, lifetimeMs: SERVICE_LIFETIME_MS }, c.now, c.random);
+  const signed = await sign(ca, { owner: svc.owner, subject: svc.subject, spki, kind: svc.kind, sans: svc.sans ? splitSans(svc.sans) : undefined, lifetimeMs: SERVICE_LIFETIME_MS }, c.now, c.random);
   // Recorded before it is written: a certificate in use is always in the record, which the
   // admin check looks its serial up in.
   await c.store.recordCertificate(signed.record);

@@ -4,13 +4,15 @@ import { certificateInfo } from "../pki/certificate-info.js";
 import type { x509 } from "../crypto/provider.js";
 import type { LoadedCa } from "./ca.js";
 import type { IssuedCertRecord } from "./store/store.js";
+import type { SanSet } from "../pki/names.js";
 
 export interface SignRequest {
   owner: string; // node name or service identity, for the record
   subject: x509.JsonName;
   spki: ArrayBuffer;
   kind: LeafKind;
-  sans?: string[];
+  /** DNS and IP SANs, apart as approved (a DNS SAN is never retyped as an IP). */
+  sans?: SanSet;
   lifetimeMs: number;
 }
 
@@ -42,6 +44,8 @@ export async function sign(ca: LoadedCa, req: SignRequest, now: Date, random: Ra
       fingerprint256: certificateInfo(leaf.pem).fingerprint256,
       issuedAt: now,
       issuerFingerprint: certificateInfo(ca.issuer.certPem).fingerprint256,
+      // Recorded for node serving certificates, so no other node gets the same name or address.
+      ...(req.kind === "serving" && req.sans ? { sans: { dns: [...req.sans.dns], ip: [...req.sans.ip] } } : {}),
     },
   };
 }

@@ -48,6 +48,8 @@ export interface TokenRecord {
   expiresAt: Date;
   createdAt: Date;
   description?: string;
+  /** Serving SANs the node joining with it may hold from then on (recorded as its grants). */
+  sans?: { dns: string[]; ip: string[]; cidrs: string[] };
 }
 
 export type TokenCheck = { ok: true; record: TokenRecord } | { ok: false; code: string; reason: string };

@@ -1,6 +1,31 @@
 // A small JSON-over-HTTPS client pinned to TLS 1.3, with timeouts and a response size limit.
 import https from "node:https";
+import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { processTlsOptions } from "../crypto/process.js";
+import { EKU_NODECERT_CONTROL_PLANE } from "../pki/certificate-info.js";
+
+export const NOT_CONTROL_PLANE = "ERR_NODECERT_NOT_CONTROL_PLANE";
+
+/**
+ * checkServerIdentity for talking to the control plane: the usual host name check, and the leaf
+ * must carry nodecert's control-plane extended key usage. Being signed by the cluster CA is not
+ * enough: every node holds such a certificate for its own address. Runs inside the TLS handshake,
+ * so nothing (no token, no request) is sent to a server that fails it.
+ */
+export function controlPlaneIdentityCheck(host: string, cert: PeerCertificate): Error | undefined {
+  const hostError = checkServerIdentity(host, cert);
+  if (hostError) return hostError;
+  const ekus = (cert as PeerCertificate & { ext_key_usage?: string[] }).ext_key_usage ?? [];
+  if (ekus.includes(EKU_NODECERT_CONTROL_PLANE)) return undefined;
+  const subject = cert.subject?.CN ?? JSON.stringify(cert.subject);
+  const err = new Error(
+    `the server's certificate ("${subject}", issued by "${cert.issuer?.CN ?? "?"}") is not a nodecert control-plane certificate: ` +
+      `it lacks the control-plane extended key usage ${EKU_NODECERT_CONTROL_PLANE}, so it may be a node's certificate standing in at the control plane's address; refusing to talk to it. ` +
+      `If this is your control plane, upgrade it: 'nodecert server run' re-issues its certificate with that usage at start`,
+  ) as NodeJS.ErrnoException;
+  err.code = NOT_CONTROL_PLANE;
+  return err;
+}
 
 export interface ClientTls {
   /** Trust anchors; omitted only with `insecure` (the CA fetch that is checked by pin). */
@@ -9,6 +34,8 @@ export interface ClientTls {
   cert?: string;
   key?: string;
   servername?: string;
+  /** The peer must be the nodecert control plane (its certificate's control-plane EKU). */
+  controlPlane?: boolean;
 }
 
 export interface JsonResponse {
@@ -46,6 +73,7 @@ export function requestJson(
         key: o.tls.key,
         servername: o.tls.servername,
         rejectUnauthorized: !o.tls.insecure,
+        ...(o.tls.controlPlane ? { checkServerIdentity: controlPlaneIdentityCheck } : {}),
         minVersion: "TLSv1.3",
         maxVersion: "TLSv1.3",
         ...processTlsOptions(),
@@ -79,6 +107,7 @@ export function requestJson(
     req.on("timeout", () => req.destroy(new RequestFailed(`${url}: no answer within ${o.timeoutMs ?? 15_000} ms`, "ETIMEDOUT")));
     req.on("error", (e: NodeJS.ErrnoException) => {
       if (e instanceof RequestFailed) return reject(e);
+      if (e.code === NOT_CONTROL_PLANE) return reject(new RequestFailed(`${u.origin}: ${e.message}`, e.code));
       reject(new RequestFailed(`cannot reach ${u.origin}: ${e.code ?? ""} ${e.message}`.replace(/\s+/g, " ").trim(), e.code));
     });
     if (payload) req.write(payload);

@@ -11,6 +11,7 @@ import { exportPrivateKeyPem, generateKeyPair } from "../../src/pki/keys.js";
 import { keyMatchesCertificate } from "../../src/pki/verify.js";
 import { ensureDir } from "../../src/util/files.js";
 import { FakeClock, random, tempDir } from "../support/helpers.js";
+import { splitSans } from "../../src/pki/names.js";
 
 async function plan(clock: FakeClock): Promise<InstallPlan> {
   const caKeys = await generateKeyPair("ECDSA-P256");
@@ -18,7 +19,7 @@ async function plan(clock: FakeClock): Promise<InstallPlan> {
   const pair = async (kind: "client" | "serving") => {
     const k = await generateKeyPair("ECDSA-P256");
     const spki = (await parseCsr(await createNodeCsr({ kind, nodeName: "n1", keys: k, sans: ["n1"] }))).spki;
-    const leaf = await issueLeaf({ issuer: { certPem: caPem, privateKey: caKeys.privateKey, algorithm: "ECDSA-P256" }, subject: nodeSubject("n1"), spki, kind, sans: ["n1"], now: clock.now(), lifetimeMs: 86_400_000, random });
+    const leaf = await issueLeaf({ issuer: { certPem: caPem, privateKey: caKeys.privateKey, algorithm: "ECDSA-P256" }, subject: nodeSubject("n1"), spki, kind, sans: splitSans(["n1"]), now: clock.now(), lifetimeMs: 86_400_000, random });
     return { chainPem: leaf.pem, keyPem: await exportPrivateKeyPem(k.privateKey) };
   };
   return { nodeName: "n1", server: "https://cp:9443", caPin: "sha256:" + "1".repeat(64), apiServer: "https://cp:6443", caBundle: caPem, pairs: { client: await pair("client"), serving: await pair("serving") }, at: clock.now().toISOString() };

@@ -4,6 +4,7 @@ import { createSelfSignedCa, issueLeaf } from "../../src/pki/certificate.js";
 import { createNodeCsr, nodeSubject, parseCsr, type CertKind } from "../../src/pki/csr.js";
 import { exportPrivateKeyPem, generateKeyPair, type KeyAlgorithm } from "../../src/pki/keys.js";
 import { FakeClock, random } from "../support/helpers.js";
+import { splitSans } from "../../src/pki/names.js";
 
 describe("agent/decision: ok, renew or urgent, with a reason", () => {
   const clock = new FakeClock();
@@ -25,7 +26,7 @@ describe("agent/decision: ok, renew or urgent, with a reason", () => {
     const kind = o.kind ?? "serving";
     const keys = await generateKeyPair(o.alg ?? "ECDSA-P256");
     const spki = (await parseCsr(await createNodeCsr({ kind, nodeName: "n1", keys, sans: ["n1"] }))).spki;
-    const leaf = await issueLeaf({ issuer: (o.by ?? ca).issuer, subject: nodeSubject(o.node ?? "n1"), spki, kind, sans: o.sans ?? ["n1", "10.0.0.1"], now: clock.now(), lifetimeMs: 100 * DAY, random });
+    const leaf = await issueLeaf({ issuer: (o.by ?? ca).issuer, subject: nodeSubject(o.node ?? "n1"), spki, kind, sans: splitSans(o.sans ?? ["n1", "10.0.0.1"]), now: clock.now(), lifetimeMs: 100 * DAY, random });
     const keyPem = await exportPrivateKeyPem((o.wrongKey ? await generateKeyPair("ECDSA-P256") : keys).privateKey);
     return leaf.pem + keyPem;
   }

@@ -122,12 +122,14 @@ describe("e2e: bad input gets a clear error and changes nothing", function () {
     assert.equal((r.body as { rule: string }).rule, "token-binding");
   });
 
-  it("a serving SAN the node does not own: 403 by rule 'serving-sans-owned'", async () => {
+  it("a serving SAN the node does not own: 403 by rule 'serving-sans-owned', even when its facts claim it", async () => {
     const token = await server.createToken();
-    const r = await post(await joinBody({ sans: ["node-b", "10.9.9.9"] }), token);
+    const body = await joinBody({ sans: ["node-b", "10.9.9.9"] });
+    body.facts = { ...body.facts, addresses: ["127.0.0.1", "10.9.9.9"] };
+    const r = await post(body, token);
     assert.equal(r.status, 403);
     assert.equal((r.body as { rule: string }).rule, "serving-sans-owned");
-    assert.match((r.body as { reason: string }).reason, /IP SAN 10.9.9.9 is not one of the node's reported addresses \(127.0.0.1\)/);
+    assert.match((r.body as { reason: string }).reason, /IP SAN 10.9.9.9 is not one this control plane allows node "node-b" \(it allows node-b \(node-name\), 127.0.0.1 \(join-address\)\)/);
     await expectNothingStored("node-b");
   });
 
@@ -201,7 +203,7 @@ describe("e2e: bad input gets a clear error and changes nothing", function () {
         const spki = (await parseCsr(await createNodeCsr({ kind: "client", nodeName: jr.nodeName, keys: mallory }))).spki;
         const servingSans = await parseCsr(jr.csrs.serving);
         const c = await sign(real, { owner: jr.nodeName, subject: nodeSubject(jr.nodeName), spki, kind: "client", lifetimeMs: 86_400_000 }, new Date(), random);
-        const sv = await sign(real, { owner: jr.nodeName, subject: nodeSubject(jr.nodeName), spki, kind: "serving", sans: [...servingSans.sans.dns, ...servingSans.sans.ip], lifetimeMs: 86_400_000 }, new Date(), random);
+        const sv = await sign(real, { owner: jr.nodeName, subject: nodeSubject(jr.nodeName), spki, kind: "serving", sans: servingSans.sans, lifetimeMs: 86_400_000 }, new Date(), random);
         res.end(JSON.stringify({ v: 1, nodeName: jr.nodeName, certificates: { client: c.chainPem, serving: sv.chainPem }, caBundle: real.bundlePem, apiServer: "https://127.0.0.1:6443" }));
       });
     });

@@ -6,6 +6,7 @@ import { createNodeCsr, parseCsr, nodeSubject } from "../../src/pki/csr.js";
 import { generateKeyPair, type KeyAlgorithm } from "../../src/pki/keys.js";
 import { certificateInfo, EKU_SERVER_AUTH } from "../../src/pki/certificate-info.js";
 import { FakeClock, random, requireTool, run, tempDir } from "../support/helpers.js";
+import { splitSans } from "../../src/pki/names.js";
 
 async function makeCa(clock: FakeClock, lifetimeMs = 10 * 365 * 86_400_000) {
   const keys = await generateKeyPair("ECDSA-P256");
@@ -21,7 +22,7 @@ describe("pki/certificate", () => {
       const ca = await makeCa(clock);
       const keys = await generateKeyPair(alg);
       const csr = await parseCsr(await createNodeCsr({ kind: "serving", nodeName: "n1", keys, sans: ["n1", "10.1.2.3"] }));
-      const leaf = await issueLeaf({ issuer: ca.issuer, subject: nodeSubject("n1"), spki: csr.spki, kind: "serving", sans: ["n1", "10.1.2.3"], now: clock.now(), lifetimeMs: 86_400_000, random });
+      const leaf = await issueLeaf({ issuer: ca.issuer, subject: nodeSubject("n1"), spki: csr.spki, kind: "serving", sans: splitSans(["n1", "10.1.2.3"]), now: clock.now(), lifetimeMs: 86_400_000, random });
       const dir = tempDir();
       writeFileSync(path.join(dir, "leaf.pem"), leaf.pem);
       writeFileSync(path.join(dir, "ca.pem"), ca.pem);

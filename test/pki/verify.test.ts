@@ -4,6 +4,7 @@ import { createNodeCsr, parseCsr, nodeSubject } from "../../src/pki/csr.js";
 import { exportPrivateKeyPem, generateKeyPair } from "../../src/pki/keys.js";
 import { verifyNodeCertificate, VerificationError } from "../../src/pki/verify.js";
 import { FakeClock, random } from "../support/helpers.js";
+import { splitSans } from "../../src/pki/names.js";
 
 describe("pki/verify: what an agent checks before installing", () => {
   const clock = new FakeClock();
@@ -26,7 +27,7 @@ describe("pki/verify: what an agent checks before installing", () => {
   });
 
   const issue = (o: { by?: typeof ca; node?: string; kind?: "client" | "serving"; sans?: string[]; lifetimeMs?: number; spki?: ArrayBuffer }) =>
-    issueLeaf({ issuer: (o.by ?? ca).issuer, subject: nodeSubject(o.node ?? "n1"), spki: o.spki ?? spki, kind: o.kind ?? "serving", sans: o.sans ?? ["n1", "10.0.0.1"], now: clock.now(), lifetimeMs: o.lifetimeMs ?? 86_400_000, random });
+    issueLeaf({ issuer: (o.by ?? ca).issuer, subject: nodeSubject(o.node ?? "n1"), spki: o.spki ?? spki, kind: o.kind ?? "serving", sans: splitSans(o.sans ?? ["n1", "10.0.0.1"]), now: clock.now(), lifetimeMs: o.lifetimeMs ?? 86_400_000, random });
 
   const expectProblem = async (leafPem: string, re: RegExp, exp: Partial<Parameters<typeof verifyNodeCertificate>[3]> = {}) => {
     assert.throws(

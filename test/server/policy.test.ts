@@ -4,6 +4,8 @@ import { generateKeyPair, type KeyAlgorithm } from "../../src/pki/keys.js";
 import { DEFAULT_POLICY, evaluate, RULES, type PolicyConfig, type RequestContext } from "../../src/server/policy.js";
 import { subtle, x509 } from "../../src/crypto/provider.js";
 import { run, requireTool } from "../support/helpers.js";
+import { allowedSans, controlPlaneSans, sanKey, type SanContext, type SanHolder } from "../../src/server/san-policy.js";
+import type { SanGrant } from "../../src/server/store/store.js";
 
 const facts = { hostname: "worker-1", fqdn: "worker-1.example.internal", addresses: ["10.0.0.7", "fd00::7"], agentVersion: "test" };
 
@@ -26,8 +28,16 @@ async function rawCsr(name: x509.JsonName, extensions: x509.Extension[] = [], al
 
 const nodeName: x509.JsonName = [{ O: ["system:nodes"] }, { CN: ["system:node:worker-1"] }];
 
+const grant = (kind: SanGrant["kind"], value: string, source = "operator"): SanGrant => ({ kind, value, source, createdAt: new Date(0) });
+
+/** What the control plane knows about worker-1: it joined from 10.0.0.7; an operator approved the rest. */
+function sanCtx(o: { grants?: SanGrant[]; held?: [string, SanHolder][]; joinAddress?: string; nodeGroups?: PolicyConfig["nodeGroups"]; node?: string } = {}): SanContext {
+  const grants = o.grants ?? [grant("dns", "worker-1.example.internal"), grant("ip", "fd00::7")];
+  return { allowed: allowedSans(o.node ?? "worker-1", { joinAddress: o.joinAddress ?? "10.0.0.7", grants, nodeGroups: o.nodeGroups ?? [] }), heldByOthers: new Map(o.held ?? []) };
+}
+
 async function ctx(over: Partial<RequestContext> = {}): Promise<RequestContext> {
-  return { nodeName: "worker-1", facts, ...(await csrs()), ...over };
+  return { nodeName: "worker-1", facts, ...(await csrs()), sans: sanCtx(), ...over };
 }
 
 function denied(d: ReturnType<typeof evaluate>, rule: string, reason: RegExp): void {
@@ -42,7 +52,30 @@ describe("server/policy: named approval rules", () => {
     assert.deepEqual(evaluate(await ctx(), DEFAULT_POLICY), { allowed: true });
     assert.deepEqual(
       RULES.map((r) => r.name),
-      ["node-name", "token-binding", "fips-node", "fips-algorithms", "csr-signature", "subject", "client-no-sans", "usage", "serving-sans-present", "serving-sans-owned", "serving-sans-allowed", "key-strength"],
+      [
+        "node-name",
+        "token-binding",
+        "fips-node",
+        "fips-algorithms",
+        "csr-signature",
+        "subject",
+        "client-no-sans",
+        "usage",
+        "serving-sans-present",
+        "serving-san-ip-shaped-dns",
+        "serving-san-unspecified",
+        "serving-san-broadcast",
+        "serving-san-multicast",
+        "serving-san-loopback",
+        "serving-san-link-local",
+        "serving-san-control-plane",
+        "serving-san-kubernetes-service",
+        "serving-san-service-cidr",
+        "serving-san-other-node",
+        "serving-sans-owned",
+        "serving-sans-allowed",
+        "key-strength",
+      ],
     );
   });
 
@@ -87,9 +120,72 @@ describe("server/policy: named approval rules", () => {
     denied(evaluate({ ...c, serving: uri }, DEFAULT_POLICY), "serving-sans-present", /only DNS and IP/);
   });
 
-  it("serving-sans-owned: denies an IP or name the node did not report", async () => {
-    denied(evaluate(await ctx({ ...(await csrs({ sans: ["worker-1", "10.0.0.99"] })) }), DEFAULT_POLICY), "serving-sans-owned", /IP SAN 10.0.0.99 is not one of the node's reported addresses/);
-    denied(evaluate(await ctx({ ...(await csrs({ sans: ["kubernetes.default"] })) }), DEFAULT_POLICY), "serving-sans-owned", /DNS SAN "kubernetes.default"/);
+  it("serving-sans-owned: the node's own facts grant nothing; only the control plane's sources do", async () => {
+    // The node reports 10.0.0.99 and worker-1.lan as its own: still refused.
+    const claims = { ...facts, addresses: [...facts.addresses, "10.0.0.99"], names: ["worker-1.lan"] };
+    denied(evaluate(await ctx({ facts: claims, ...(await csrs({ sans: ["worker-1", "10.0.0.99"] })) }), DEFAULT_POLICY), "serving-sans-owned", /IP SAN 10.0.0.99 is not one this control plane allows node "worker-1" \(it allows worker-1 \(node-name\), worker-1.example.internal \(operator\), 10.0.0.7 \(join-address\), fd00::7 \(operator\)\): approve it with 'nodecert node approve-san worker-1 10.0.0.99'/);
+    denied(evaluate(await ctx({ facts: claims, ...(await csrs({ sans: ["worker-1.lan"] })) }), DEFAULT_POLICY), "serving-sans-owned", /DNS SAN "worker-1.lan" is not one/);
+    // Without the approvals, only the node name and the join address are left.
+    denied(evaluate(await ctx({ sans: sanCtx({ grants: [] }) }), DEFAULT_POLICY), "serving-sans-owned", /DNS SAN "worker-1.example.internal"/);
+    assert.equal(evaluate(await ctx({ sans: sanCtx({ grants: [] }), ...(await csrs({ sans: ["worker-1", "10.0.0.7"] })) }), DEFAULT_POLICY).allowed, true);
+    denied(evaluate(await ctx({ sans: undefined }), DEFAULT_POLICY), "serving-sans-owned", /could not tell/);
+  });
+
+  it("serving-sans-owned: a CIDR approval or a node group grants addresses in it, and {node} names", async () => {
+    const groups = [{ nodes: "worker-\\d+", cidrs: ["192.168.10.0/24"], dnsNames: ["{node}.nodes.example.com"] }];
+    const c = await ctx({ sans: sanCtx({ grants: [grant("cidr", "10.1.0.0/16", "token:abc123")], nodeGroups: groups }), ...(await csrs({ sans: ["worker-1", "worker-1.nodes.example.com", "192.168.10.5", "10.1.2.3"] })) });
+    assert.deepEqual(evaluate(c, DEFAULT_POLICY), { allowed: true });
+    denied(evaluate({ ...c, ...(await csrs({ sans: ["192.168.11.5"] })) }, DEFAULT_POLICY), "serving-sans-owned", /192.168.11.5 is not one .*192.168.10.0\/24 \(policy.nodeGroups\[0\]\)/);
+    // The group matches the whole name: "worker-1x" is not in it.
+    const other = await ctx({ nodeName: "worker-1x", sans: sanCtx({ node: "worker-1x", grants: [], nodeGroups: groups }), ...(await csrs({ node: "worker-1x", sans: ["worker-1x.nodes.example.com"] })) });
+    denied(evaluate(other, DEFAULT_POLICY), "serving-sans-owned", /worker-1x.nodes.example.com/);
+  });
+
+  it("always refused, each by its own rule, whatever grants them", async () => {
+    const cfg: PolicyConfig = { ...DEFAULT_POLICY, controlPlane: controlPlaneSans({ sans: ["cp.example.com", "10.0.0.10", "localhost", "127.0.0.1"], listenHost: "10.0.0.11", apiServerUrl: "https://api.example.com:6443" }) };
+    // Everything below is granted by an approval, so only the always-refused rules can stop it.
+    const everything = ["192.168.7.7", "0.0.0.0", "::", "255.255.255.255", "224.0.0.1", "ff02::1", "127.0.0.1", "::1", "localhost", "a.localhost", "169.254.1.1", "fe80::1",
+      "cp.example.com", "10.0.0.10", "10.0.0.11", "api.example.com", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "metrics-server.kube-system.svc", "10.96.0.1", "10.111.2.3", "10.0.0.2", "worker-2"];
+    const granted = sanCtx({ grants: everything.map((v) => grant(/^[0-9a-f:.]+$/.test(v) && (v.includes(":") || /^\d+\.\d+\.\d+\.\d+$/.test(v)) ? "ip" : "dns", v)), held: [[sanKey("ip", "10.0.0.2"), { node: "worker-2", via: "certificate" }], [sanKey("dns", "worker-2"), { node: "worker-2", via: "node-name" }]] });
+    const expect = async (san: string, rule: string, reason: RegExp, policy = cfg) => {
+      const c = await ctx({ sans: granted, ...(await csrs({ sans: ["worker-1", san] })) });
+      denied(evaluate(c, policy), rule, reason);
+    };
+    // A DNS name that looks like an IP is never retyped into an IP SAN: refused as a name.
+    const ipAsDns = await rawCsr(nodeName, [new x509.SubjectAlternativeNameExtension([{ type: "dns", value: "192.168.7.7" }])]);
+    assert.deepEqual(ipAsDns.sans, { dns: ["192.168.7.7"], ip: [] });
+    denied(evaluate(await ctx({ sans: granted, serving: ipAsDns }), cfg), "serving-san-ip-shaped-dns", /DNS SAN "192.168.7.7" looks like an IP address/);
+    const hexDns = await rawCsr(nodeName, [new x509.SubjectAlternativeNameExtension([{ type: "dns", value: "host.0x7f" }])]);
+    denied(evaluate(await ctx({ sans: granted, serving: hexDns }), cfg), "serving-san-ip-shaped-dns", /host.0x7f/);
+    await expect("0.0.0.0", "serving-san-unspecified", /0.0.0.0 is an unspecified/);
+    await expect("::", "serving-san-unspecified", /IP SAN :: is an unspecified/);
+    await expect("255.255.255.255", "serving-san-broadcast", /broadcast/);
+    await expect("224.0.0.1", "serving-san-multicast", /224.0.0.1 is a multicast/);
+    await expect("ff02::1", "serving-san-multicast", /multicast/);
+    await expect("127.0.0.1", "serving-san-loopback", /127.0.0.1 is a loopback address .*allowLoopbackSans/);
+    await expect("::1", "serving-san-loopback", /::1 is a loopback/);
+    await expect("localhost", "serving-san-loopback", /"localhost" is a loopback name/);
+    await expect("a.localhost", "serving-san-loopback", /"a.localhost" is a loopback name/);
+    await expect("169.254.1.1", "serving-san-link-local", /link-local .*allowLinkLocalSans/);
+    await expect("fe80::1", "serving-san-link-local", /link-local/);
+    await expect("cp.example.com", "serving-san-control-plane", /"cp.example.com" is one of the control plane's own names/);
+    await expect("10.0.0.10", "serving-san-control-plane", /10.0.0.10 is one of the control plane's own addresses/);
+    await expect("10.0.0.11", "serving-san-control-plane", /10.0.0.11 is one of the control plane's own addresses/);
+    await expect("api.example.com", "serving-san-control-plane", /api.example.com/);
+    for (const k of ["kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "metrics-server.kube-system.svc"]) {
+      await expect(k, "serving-san-kubernetes-service", /is a Kubernetes service name/);
+    }
+    await expect("10.96.0.1", "serving-san-service-cidr", /10.96.0.1 is inside the service CIDR \(10.96.0.0\/12\)/);
+    await expect("10.111.2.3", "serving-san-service-cidr", /service CIDR/);
+    await expect("10.0.0.2", "serving-san-other-node", /IP SAN 10.0.0.2 is held by node "worker-2" \(a live serving certificate\)/);
+    await expect("worker-2", "serving-san-other-node", /DNS SAN "worker-2" is the name of node "worker-2"/);
+    // The explicit switches allow loopback and link-local; loopback then is "this host" for every
+    // node, so neither the control plane's 127.0.0.1 nor another node's counts.
+    const lenient: PolicyConfig = { ...cfg, allowLoopbackSans: true, allowLinkLocalSans: true };
+    const held = sanCtx({ grants: [grant("ip", "127.0.0.1"), grant("dns", "localhost"), grant("ip", "169.254.1.1")], held: [[sanKey("ip", "127.0.0.1"), { node: "worker-2", via: "certificate" }]] });
+    assert.deepEqual(evaluate(await ctx({ sans: held, ...(await csrs({ sans: ["worker-1", "127.0.0.1", "localhost", "169.254.1.1"] })) }), lenient), { allowed: true });
+    // ...but the control plane's other names stay refused.
+    await expect("10.0.0.10", "serving-san-control-plane", /10.0.0.10/, lenient);
   });
 
   it("serving-sans-allowed: denies addresses outside allowed CIDRs and names outside the patterns", async () => {

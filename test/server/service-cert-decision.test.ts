@@ -4,6 +4,7 @@ import { createSelfSignedCa, issueLeaf, type Issuer } from "../../src/pki/certif
 import { exportPrivateKeyPem, generateKeyPair } from "../../src/pki/keys.js";
 import { decideServiceCert, leafSerial, RENEW_AFTER_FRACTION, type ServiceCertFacts } from "../../src/server/service-cert-decision.js";
 import { FakeClock, random } from "../support/helpers.js";
+import { splitSans } from "../../src/pki/names.js";
 
 const DAY = 86_400_000;
 const YEAR = 365 * DAY;
@@ -18,7 +19,7 @@ async function makeCa(now: Date, lifetimeMs = 10 * YEAR, commonName = "test-ca")
 async function makeLeaf(issuer: Issuer, now: Date, o: { sans?: string[]; lifetimeMs?: number } = {}): Promise<{ certPem: string; keyPem: string }> {
   const keys = await generateKeyPair("ECDSA-P256");
   const spki = await crypto.subtle.exportKey("spki", keys.publicKey);
-  const leaf = await issueLeaf({ issuer, subject: [{ CN: ["nodecert-server"] }], spki, kind: "server", sans: o.sans ?? SANS, now, lifetimeMs: o.lifetimeMs ?? YEAR, random });
+  const leaf = await issueLeaf({ issuer, subject: [{ CN: ["nodecert-server"] }], spki, kind: "server", sans: splitSans(o.sans ?? SANS), now, lifetimeMs: o.lifetimeMs ?? YEAR, random });
   return { certPem: leaf.pem, keyPem: await exportPrivateKeyPem(keys.privateKey) };
 }
 

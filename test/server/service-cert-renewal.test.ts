@@ -40,7 +40,7 @@ async function start(dir: string, clock: FakeClock, configOverrides?: Record<str
 }
 
 async function init(dir: string, now: Date): Promise<ServerPaths> {
-  await initServer({ dir, listen: "127.0.0.1:0", sans: SANS, now, random });
+  await initServer({ dir, listen: "127.0.0.1:0", sans: SANS, allowLoopbackSans: true, now, random });
   return serverPaths(dir);
 }
 

@@ -1,8 +1,9 @@
 // SQLite-backed store (better-sqlite3). The schema is versioned with PRAGMA user_version.
 import Database from "better-sqlite3";
 import { chmodSync, existsSync } from "node:fs";
-import type { AuditEvent, CampaignNodeQuery, CampaignNodeRecord, CampaignNodeState, CampaignRecord, IssuedCertRecord, JoinCommit, NodeRecord, NodeReport, RenewalCommit, Store } from "./store.js";
+import type { AuditEvent, CampaignNodeQuery, CampaignNodeRecord, CampaignNodeState, CampaignRecord, IssuedCertRecord, JoinCommit, NodeRecord, NodeReport, RenewalCommit, SanGrant, SanHolding, Store } from "./store.js";
 import type { TokenRecord } from "../tokens.js";
+import { normalizeIp, type SanSet } from "../../pki/names.js";
 
 /** Each entry upgrades the schema by one version; never edit a released entry, append. */
 export const MIGRATIONS: string[] = [
@@ -72,6 +73,28 @@ export const MIGRATIONS: string[] = [
      PRIMARY KEY (campaign_id, node)
    );
    CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // v4: serving SANs from sources the node does not control. The join address of nodes that
+  // joined before is taken from their last join's audit event.
+  `ALTER TABLE nodes ADD COLUMN join_address TEXT;
+   UPDATE nodes SET join_address = (
+     SELECT source FROM audit WHERE audit.node = nodes.name AND audit.type IN ('join.issued', 'join.rejoined') ORDER BY audit.id DESC LIMIT 1);
+   ALTER TABLE tokens ADD COLUMN sans TEXT;
+   CREATE TABLE certificate_sans (
+     serial TEXT NOT NULL REFERENCES certificates(serial),
+     kind TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (serial, kind, value)
+   );
+   CREATE INDEX certificate_sans_value ON certificate_sans(kind, value);
+   CREATE TABLE san_grants (
+     node TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     value TEXT NOT NULL,
+     source TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (node, kind, value)
+   );
+   CREATE INDEX san_grants_value ON san_grants(kind, value);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -102,6 +125,7 @@ interface NodeRow {
   evicted_at: number | null;
   reported: string | null;
   last_hello: number | null;
+  join_address: string | null;
 }
 
 const nodeFromRow = (r: NodeRow): NodeRecord => ({
@@ -113,6 +137,7 @@ const nodeFromRow = (r: NodeRow): NodeRecord => ({
   evictedAt: r.evicted_at === null ? undefined : new Date(r.evicted_at),
   reported: r.reported ? JSON.parse(r.reported) : undefined,
   lastHello: r.last_hello === null ? undefined : new Date(r.last_hello),
+  joinAddress: r.join_address ? normalizeIp(r.join_address) : undefined,
 });
 
 interface CampaignRow {
@@ -200,13 +225,13 @@ export class SqliteStore implements Store {
 
   async insertToken(t: TokenRecord): Promise<void> {
     this.db
-      .prepare(`INSERT INTO tokens (id, secret_hash, node, uses_left, expires_at, created_at, description) VALUES (?,?,?,?,?,?,?)`)
-      .run(t.id, t.secretHash, t.node ?? null, t.usesLeft, t.expiresAt.getTime(), t.createdAt.getTime(), t.description ?? null);
+      .prepare(`INSERT INTO tokens (id, secret_hash, node, uses_left, expires_at, created_at, description, sans) VALUES (?,?,?,?,?,?,?,?)`)
+      .run(t.id, t.secretHash, t.node ?? null, t.usesLeft, t.expiresAt.getTime(), t.createdAt.getTime(), t.description ?? null, t.sans ? JSON.stringify(t.sans) : null);
   }
 
   async getToken(id: string): Promise<TokenRecord | undefined> {
     const r = this.db.prepare(`SELECT * FROM tokens WHERE id = ?`).get(id) as
-      | { id: string; secret_hash: string; node: string | null; uses_left: number; expires_at: number; created_at: number; description: string | null }
+      | { id: string; secret_hash: string; node: string | null; uses_left: number; expires_at: number; created_at: number; description: string | null; sans: string | null }
       | undefined;
     if (!r) return undefined;
     return {
@@ -217,6 +242,7 @@ export class SqliteStore implements Store {
       expiresAt: new Date(r.expires_at),
       createdAt: new Date(r.created_at),
       description: r.description ?? undefined,
+      sans: r.sans ? JSON.parse(r.sans) : undefined,
     };
   }
 
@@ -226,7 +252,17 @@ export class SqliteStore implements Store {
         .prepare(`UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0 AND expires_at > ?`)
         .run(c.tokenId, c.now.getTime());
       if (spent.changes !== 1) return false;
-      this.upsertNode(c.node, c.facts, c.now);
+      this.upsertNode(c.node, c.facts, c.now, c.joinAddress);
+      const bound = this.db.prepare(`SELECT sans FROM tokens WHERE id = ?`).get(c.tokenId) as { sans: string | null } | undefined;
+      if (bound?.sans) {
+        const t = JSON.parse(bound.sans) as NonNullable<TokenRecord["sans"]>;
+        const source = `token:${c.tokenId}`;
+        this.insertGrants(c.node, [
+          ...t.dns.map((value) => ({ kind: "dns" as const, value, source, createdAt: c.now })),
+          ...t.ip.map((value) => ({ kind: "ip" as const, value, source, createdAt: c.now })),
+          ...t.cidrs.map((value) => ({ kind: "cidr" as const, value, source, createdAt: c.now })),
+        ]);
+      }
       for (const cert of c.certificates) this.insertCert(cert);
       this.insertAudit(c.audit);
       return true;
@@ -237,19 +273,28 @@ export class SqliteStore implements Store {
    * A (re-)join starts a new lineage: certificates from before it can no longer renew. The API only
    * lets a re-join through with a token bound to the node, so it also lifts an eviction.
    */
-  private upsertNode(name: string, facts: unknown, now: Date): void {
+  private upsertNode(name: string, facts: unknown, now: Date, joinAddress: string | undefined): void {
     this.db
       .prepare(
-        `INSERT INTO nodes (name, facts, first_seen, last_seen) VALUES (?,?,?,?)
-         ON CONFLICT(name) DO UPDATE SET facts = excluded.facts, last_seen = excluded.last_seen, confirmed_serial = NULL, evicted_at = NULL`,
+        `INSERT INTO nodes (name, facts, first_seen, last_seen, join_address) VALUES (?,?,?,?,?)
+         ON CONFLICT(name) DO UPDATE SET facts = excluded.facts, last_seen = excluded.last_seen, confirmed_serial = NULL, evicted_at = NULL,
+           join_address = COALESCE(excluded.join_address, join_address)`,
       )
-      .run(name, JSON.stringify(facts), now.getTime(), now.getTime());
+      .run(name, JSON.stringify(facts), now.getTime(), now.getTime(), joinAddress ?? null);
   }
 
   private insertCert(c: IssuedCertRecord): void {
     this.db
       .prepare(`INSERT INTO certificates (serial, node, kind, not_before, not_after, fingerprint, issued_at, issuer_fp) VALUES (?,?,?,?,?,?,?,?)`)
       .run(c.serial, c.node, c.kind, c.notBefore.getTime(), c.notAfter.getTime(), c.fingerprint256, c.issuedAt.getTime(), c.issuerFingerprint ?? null);
+    const san = this.db.prepare(`INSERT OR IGNORE INTO certificate_sans (serial, kind, value) VALUES (?,?,?)`);
+    for (const d of c.sans?.dns ?? []) san.run(c.serial, "dns", d);
+    for (const ip of c.sans?.ip ?? []) san.run(c.serial, "ip", ip);
+  }
+
+  private insertGrants(node: string, grants: SanGrant[]): void {
+    const ins = this.db.prepare(`INSERT OR IGNORE INTO san_grants (node, kind, value, source, created_at) VALUES (?,?,?,?,?)`);
+    for (const g of grants) ins.run(node, g.kind, g.value, g.source, g.createdAt.getTime());
   }
 
   private insertAudit(e: AuditEvent): void {
@@ -407,6 +452,56 @@ export class SqliteStore implements Store {
       reason: r.reason ?? undefined,
       detail: r.detail ? JSON.parse(r.detail) : undefined,
     }));
+  }
+
+  async listSanGrants(node: string): Promise<SanGrant[]> {
+    const rows = this.db.prepare(`SELECT kind, value, source, created_at FROM san_grants WHERE node = ? ORDER BY rowid`).all(node) as { kind: SanGrant["kind"]; value: string; source: string; created_at: number }[];
+    return rows.map((r) => ({ kind: r.kind, value: r.value, source: r.source, createdAt: new Date(r.created_at) }));
+  }
+
+  async addSanGrants(node: string, grants: SanGrant[], audit: AuditEvent): Promise<void> {
+    this.db.transaction(() => {
+      this.insertGrants(node, grants);
+      this.insertAudit(audit);
+    })();
+  }
+
+  async removeSanGrants(node: string, sans: { kind: SanGrant["kind"]; value: string }[], audit: AuditEvent): Promise<number> {
+    return this.db.transaction(() => {
+      const del = this.db.prepare(`DELETE FROM san_grants WHERE node = ? AND kind = ? AND value = ?`);
+      let n = 0;
+      for (const s of sans) n += del.run(node, s.kind, s.value).changes;
+      this.insertAudit(audit);
+      return n;
+    })();
+  }
+
+  async sanHolders(sans: { kind: "dns" | "ip"; value: string }[], except: string, now: Date): Promise<SanHolding[]> {
+    const byCert = this.db.prepare(
+      `SELECT c.node FROM certificate_sans cs JOIN certificates c ON c.serial = cs.serial JOIN nodes n ON n.name = c.node
+       WHERE cs.kind = ? AND cs.value = ? AND c.node != ? AND c.kind = 'serving' AND c.not_after > ? AND n.evicted_at IS NULL LIMIT 1`,
+    );
+    const byGrant = this.db.prepare(
+      `SELECT g.node FROM san_grants g JOIN nodes n ON n.name = g.node WHERE g.kind = ? AND g.value = ? AND g.node != ? AND n.evicted_at IS NULL LIMIT 1`,
+    );
+    const byName = this.db.prepare(`SELECT name AS node FROM nodes WHERE name = ? AND name != ? AND evicted_at IS NULL`);
+    const out: SanHolding[] = [];
+    for (const s of sans) {
+      const name = s.kind === "dns" ? (byName.get(s.value, except) as { node: string } | undefined) : undefined;
+      const cert = name ? undefined : (byCert.get(s.kind, s.value, except, now.getTime()) as { node: string } | undefined);
+      const grant = name || cert ? undefined : (byGrant.get(s.kind, s.value, except) as { node: string } | undefined);
+      if (name) out.push({ ...s, node: name.node, via: "node-name" });
+      else if (cert) out.push({ ...s, node: cert.node, via: "certificate" });
+      else if (grant) out.push({ ...s, node: grant.node, via: "approval" });
+    }
+    return out;
+  }
+
+  async liveServingSans(node: string, now: Date): Promise<SanSet> {
+    const rows = this.db
+      .prepare(`SELECT DISTINCT cs.kind, cs.value FROM certificate_sans cs JOIN certificates c ON c.serial = cs.serial WHERE c.node = ? AND c.kind = 'serving' AND c.not_after > ? ORDER BY cs.value`)
+      .all(node, now.getTime()) as { kind: string; value: string }[];
+    return { dns: rows.filter((r) => r.kind === "dns").map((r) => r.value), ip: rows.filter((r) => r.kind === "ip").map((r) => r.value) };
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 // The server's state behind a small async interface, so SQLite and etcd (HA) can both back it.
 import type { TokenRecord } from "../tokens.js";
 import type { NodeFacts } from "../../protocol/messages.js";
+import type { SanSet } from "../../pki/names.js";
 
 export type IssuedKind = "client" | "serving" | "server" | "admin";
 
@@ -14,6 +15,26 @@ export interface IssuedCertRecord {
   issuedAt: Date;
   /** SHA-256 fingerprint of the CA certificate that signed it (for CA rotation). */
   issuerFingerprint?: string;
+  /** Serving certificates: their SANs, so no other node is given the same name or address. */
+  sans?: SanSet;
+}
+
+/** Permission for a node to hold a serving SAN, recorded by an operator (directly or in a token). */
+export interface SanGrant {
+  kind: "dns" | "ip" | "cidr";
+  /** Lowercased DNS name, normalised IP, or CIDR. */
+  value: string;
+  /** "operator" or "token:<id>". */
+  source: string;
+  createdAt: Date;
+}
+
+/** Another node that holds a SAN. */
+export interface SanHolding {
+  kind: "dns" | "ip";
+  value: string;
+  node: string;
+  via: "certificate" | "approval" | "node-name";
 }
 
 export interface NodeRecord {
@@ -21,6 +42,8 @@ export interface NodeRecord {
   facts: NodeFacts;
   firstSeen: Date;
   lastSeen: Date;
+  /** The source address of the node's last successful join (IPv4-mapped IPv6 as IPv4). */
+  joinAddress?: string;
   /** The last client certificate the node proved it holds (authenticated with). */
   confirmedSerial?: string;
   evictedAt?: Date;
@@ -86,6 +109,8 @@ export interface JoinCommit {
   tokenId: string;
   now: Date;
   node: string;
+  /** Where the join came from: a serving SAN the node may hold from then on. */
+  joinAddress?: string;
   facts: NodeFacts;
   certificates: IssuedCertRecord[];
   audit: AuditEvent;
@@ -105,8 +130,8 @@ export interface Store {
   getToken(id: string): Promise<TokenRecord | undefined>;
   /**
    * Atomically spends one use of the token (if still valid at `now`) and records the node,
-   * its certificates and the audit event. Returns false, recording nothing, if the token
-   * was spent or expired meanwhile.
+   * its join address, its certificates, the token's bound SANs as the node's grants, and the
+   * audit event. Returns false, recording nothing, if the token was spent or expired meanwhile.
    */
   commitJoin(c: JoinCommit): Promise<boolean>;
   recordCertificate(c: IssuedCertRecord): Promise<void>;
@@ -133,5 +158,17 @@ export interface Store {
   listNodes(): Promise<NodeRecord[]>;
   audit(e: AuditEvent): Promise<void>;
   listAudit(limit?: number): Promise<AuditEvent[]>;
+  listSanGrants(node: string): Promise<SanGrant[]>;
+  /** Records grants (an existing grant of the same SAN is kept) with the audit event, atomically. */
+  addSanGrants(node: string, grants: SanGrant[], audit: AuditEvent): Promise<void>;
+  /** Removes grants of these SANs; returns how many there were. */
+  removeSanGrants(node: string, sans: { kind: SanGrant["kind"]; value: string }[], audit: AuditEvent): Promise<number>;
+  /**
+   * Which nodes other than `except` (and not evicted) hold any of these SANs: by a serving
+   * certificate still valid at `now`, an approval of exactly that SAN, or (DNS) as their name.
+   */
+  sanHolders(sans: { kind: "dns" | "ip"; value: string }[], except: string, now: Date): Promise<SanHolding[]>;
+  /** SANs of the node's serving certificates still valid at `now`. */
+  liveServingSans(node: string, now: Date): Promise<SanSet>;
   close(): Promise<void>;
 }
