@@ -255,7 +255,7 @@ async function main() {
   const url = `https://127.0.0.1:${port}`;
 
   // 1. The control plane, initialised by the CLI and run as its own process.
-  const init = await nodecert(["server", "init", "--dir", serverDir, "--listen", `127.0.0.1:${port}`, "--san", "127.0.0.1", "localhost"]);
+  const init = await nodecert(["server", "init", "--dir", serverDir, "--listen", `127.0.0.1:${port}`, "--san", "127.0.0.1", "localhost", "--allow-loopback-sans"]);
   const pin = /CA pin: (\S+)/.exec(init)?.[1];
   if (!pin) throw new Error(`could not read the CA pin from 'nodecert server init':\n${init}`);
   const serverLog = path.join(tmp, "server.log");

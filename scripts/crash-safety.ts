@@ -237,7 +237,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), "nodecert-crash-"));
 const quiet = winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
 const random = (n: number) => randomBytes(n);
 const serverDir = path.join(tmp, "server");
-const init = await initServer({ dir: serverDir, listen: "127.0.0.1:0", sans: ["localhost", "127.0.0.1"], now: new Date(), random });
+const init = await initServer({ dir: serverDir, listen: "127.0.0.1:0", sans: ["localhost", "127.0.0.1"], allowLoopbackSans: true, now: new Date(), random });
 const server = await runServer({ dir: serverDir, logger: quiet });
 const root = path.join(tmp, "node");
 const layout = nodeLayout(root);

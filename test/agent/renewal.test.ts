@@ -18,7 +18,7 @@ import { generateKeyPair } from "../../src/pki/keys.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/messages.js";
 import { writeFileAtomic } from "../../src/util/files.js";
 import type { Exec } from "../../src/agent/hooks.js";
-import { captureLogger, FakeClock, freePort, opensslServer, requireTool, run, startServer, tempDir, type TestServer } from "../support/helpers.js";
+import { captureLogger, FakeClock, freePort, nodecert, opensslServer, requireTool, run, startServer, tempDir, type TestServer } from "../support/helpers.js";
 
 interface Harness {
   agent: RunningAgent;
@@ -241,14 +241,24 @@ describe("agent renewal against a real server", function () {
     assert.ok(audit.some((e) => e.type === "renew.denied" && e.rule === "lineage"));
   });
 
-  it("an address change re-issues the serving certificate with the new SAN within one tick", async () => {
+  it("an address change re-issues the serving certificate with the new SAN within one tick, once the control plane allows the address", async () => {
     const clock = new FakeClock(Date.now());
     const server = await startServer({ clock });
     closers.push(() => server.close());
     const h = await startAgent(server, clock);
     closers.push(() => h.agent.close());
     const clientBefore = serialOf(h.root, "client");
+    const servingBefore = serialOf(h.root, "serving");
     h.setAddresses(["127.0.0.1", "127.0.0.2"]);
+    // The node's word is not enough: refused, and the installed certificate stays.
+    const refused = (await h.jobs[0].job()) as { renewed: unknown[]; error?: string };
+    assert.deepEqual(refused.renewed, []);
+    assert.match(refused.error ?? "", /HTTP 403 denied \(rule serving-sans-owned\): IP SAN 127\.0\.0\.2 is not one this control plane allows node "n1"/);
+    assert.equal(serialOf(h.root, "serving"), servingBefore);
+    // Once an operator approves it, the next tick (after the backoff) gets it.
+    const approved = await nodecert(["node", "approve-san", "n1", "127.0.0.2", "--dir", server.dir, "--server", server.url]);
+    assert.equal(approved.code, 0, approved.stderr);
+    clock.advance(h.agent.renewer.nextAttemptAt!.getTime() - clock.t + 1);
     const out = (await h.jobs[0].job()) as { renewed: { kind: string }[] };
     assert.deepEqual(out.renewed.map((r) => r.kind), ["serving"]);
     assert.deepEqual(certificateInfo(current(h.root, "serving")).sans.ip, ["127.0.0.1", "127.0.0.2"]);

@@ -148,7 +148,7 @@ describe("crypto: a real FIPS provider (built from Debian's openssl source)", fu
     before(async () => {
       const port = await freePort();
       serverDir = path.join(tempDir(), "server");
-      const init = await nodecert(["server", "init", "--dir", serverDir, "--listen", `127.0.0.1:${port}`, "--san", "127.0.0.1", "--san", "localhost"]);
+      const init = await nodecert(["server", "init", "--dir", serverDir, "--listen", `127.0.0.1:${port}`, "--san", "127.0.0.1", "--san", "localhost", "--allow-loopback-sans"]);
       assert.equal(init.code, 0, init.stderr);
       pin = /CA pin: (sha256:[0-9a-f]+)/.exec(init.stdout)![1];
       // The provider dir comes from server.yaml, the mode from the flag; only FIPS agents may join.
