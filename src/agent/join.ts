@@ -6,7 +6,10 @@ import { exportPrivateKeyPem, generateKeyPair, type KeyAlgorithm } from "../pki/
 import { createNodeCsr } from "../pki/csr.js";
 import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
 import { verifyNodeCertificate } from "../pki/verify.js";
-import { describeErrorBody, requestJson } from "../util/https-client.js";
+import { describeErrorBody, RequestFailed, requestJson } from "../util/https-client.js";
+
+/** OpenSSL's verdicts for a chain that does not lead to the anchor. */
+const CHAIN_ERRORS = new Set(["SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "UNABLE_TO_GET_ISSUER_CERT", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "DEPTH_ZERO_SELF_SIGNED_CERT", "CERT_SIGNATURE_FAILURE"]);
 import type { Identity } from "./identity.js";
 import type { NodeLayout } from "./layout.js";
 import { applyInstall } from "./apply.js";
@@ -69,6 +72,14 @@ export async function join(o: JoinOptions): Promise<AgentState> {
     // The token goes only to the control plane: a node's certificate from the same CA, standing
     // in at this address, fails inside the handshake (controlPlane), before anything is sent.
     tls: { ca: pinnedCa, controlPlane: true },
+  }).catch((e: Error) => {
+    if (e instanceof RequestFailed && e.code && CHAIN_ERRORS.has(e.code)) {
+      throw new JoinError(
+        `${e.message}: the server's TLS certificate does not chain to the pinned CA ${normalizePin(o.caCertHash)}, so the token was not sent. ` +
+          `During a CA rotation a new CA's pin is valid only once the new CA signs; 'nodecert ca status' on the control plane lists the pins valid for joins now`,
+      );
+    }
+    throw e;
   });
   if (res.status !== 200) throw new JoinError(`join refused by ${o.server}: ${describeErrorBody(res.status, res.body)}`);
   const parsed = JoinResponse.safeParse(res.body);
