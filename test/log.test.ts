@@ -26,6 +26,17 @@ describe("logging: JSON lines with secrets redacted", () => {
     assert.equal(redactString("no secrets here"), "no secrets here");
   });
 
+  it("no raw control character reaches a log line: C0 as JSON escapes, DEL and C1 (0x9b is a CSI) too", () => {
+    const { logger, lines } = captureLogger();
+    const hostile = "v1\x1b[2J\x9b31m\x7f\x85";
+    logger.warn("agent said", { agentVersion: hostile, [hostile]: "key too" });
+    assert.equal(lines.length, 1);
+    assert.doesNotMatch(lines[0], /[\u0000-\u001f\u007f-\u009f]/, "no raw control character in the line");
+    const parsed = JSON.parse(lines[0]);
+    assert.equal(parsed.agentVersion, hostile, "the value is intact for a JSON reader");
+    assert.equal(parsed[hostile], "key too");
+  });
+
   it("a full join through the agent daemon writes no token or private key into any server or agent log line", async () => {
     const server = await startServer();
     try {

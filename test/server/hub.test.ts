@@ -58,6 +58,20 @@ describe("server/hub: bookkeeping with misbehaving peers", function () {
     second.ws.close();
   });
 
+  it("a hello whose agent version holds control characters is a schema violation: closed with 1008, nothing recorded", async () => {
+    const { ws } = await open();
+    const before = (await server.store.getNode("hub-1"))?.reported;
+    const closed = new Promise<number>((r) => ws.once("close", (code) => r(code)));
+    ws.send(JSON.stringify({ v: 1, id: "h-esc", type: "hello", agentVersion: "0.1.0\x1b[2J\x1b]0;pwned\x07", certificates: [], crypto: { provider: "x", fips: false }, addresses: [] }));
+    assert.equal(await closed, 1008);
+    assert.deepEqual((await server.store.getNode("hub-1"))?.reported, before, "the report was not replaced");
+    // The same in a join's facts: refused by schema with the field named.
+    const { NodeFacts } = await import("../../src/protocol/messages.js");
+    const r = NodeFacts.safeParse({ hostname: "h", addresses: [], agentVersion: "1\x9b2" });
+    assert.equal(r.success, false);
+    assert.match(JSON.stringify(r.error?.issues), /agentVersion.*must be printable ASCII/);
+  });
+
   it("a store failure while recording a hello is logged; the server keeps serving", async () => {
     const original = server.store.recordReport.bind(server.store);
     server.store.recordReport = async () => {

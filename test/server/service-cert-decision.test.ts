@@ -5,6 +5,7 @@ import { exportPrivateKeyPem, generateKeyPair } from "../../src/pki/keys.js";
 import { decideServiceCert, leafSerial, RENEW_AFTER_FRACTION, type ServiceCertFacts } from "../../src/server/service-cert-decision.js";
 import { FakeClock, random } from "../support/helpers.js";
 import { splitSans } from "../../src/pki/names.js";
+import { EKU_NODECERT_CONTROL_PLANE, EKU_SERVER_AUTH } from "../../src/pki/certificate-info.js";
 
 const DAY = 86_400_000;
 const YEAR = 365 * DAY;
@@ -65,6 +66,17 @@ describe("server certificates: when to re-issue (decideServiceCert)", () => {
     const d = decideServiceCert(facts({ sans: [...SANS, "cp.example.internal"] }));
     assert.equal(d.action, "reissue");
     assert.match(d.action === "reissue" ? d.reason : "", /its SANs are DNS\[localhost\] IP\[127\.0\.0\.1,::1\], server.yaml sans ask for DNS\[cp.example.internal,localhost\] IP\[127\.0\.0\.1,::1\]/);
+  });
+
+  it("re-issues a TLS certificate that lacks the control-plane identity, and names the missing usage", async () => {
+    const keys = await generateKeyPair("ECDSA-P256");
+    const spki = await crypto.subtle.exportKey("spki", keys.publicKey);
+    const plain = await issueLeaf({ issuer: ca, subject: [{ CN: ["nodecert-server"] }], spki, kind: "serving", sans: splitSans(SANS), now: clock.now(), lifetimeMs: YEAR, random });
+    const want = [EKU_SERVER_AUTH, EKU_NODECERT_CONTROL_PLANE];
+    const d = decideServiceCert(facts({ certPem: plain.pem, keyPem: await exportPrivateKeyPem(keys.privateKey), extendedKeyUsages: want }));
+    assert.equal(d.action, "reissue");
+    assert.match(d.action === "reissue" ? d.reason : "", /it lacks the extended key usage nodecert control-plane \(2\.25\.\d+\) \(agents and 'nodecert join' refuse a control plane without it\)/);
+    assert.equal(decideServiceCert(facts({ extendedKeyUsages: want })).action, "keep", "the server's own kind carries it");
   });
 
   it("does not compare SANs for the admin certificate (none asked for)", async () => {

@@ -7,7 +7,11 @@ import { initServer } from "../../src/server/init.js";
 import { runServer, type RunningServer } from "../../src/server/run.js";
 import { serverPaths, type ServerPaths } from "../../src/server/paths.js";
 import { leafSerial } from "../../src/server/service-cert-decision.js";
-import { certificateInfo, normalizeSerial } from "../../src/pki/certificate-info.js";
+import { certificateInfo, EKU_NODECERT_CONTROL_PLANE, EKU_SERVER_AUTH, normalizeSerial } from "../../src/pki/certificate-info.js";
+import { issueLeaf } from "../../src/pki/certificate.js";
+import { exportPrivateKeyPem, generateKeyPair } from "../../src/pki/keys.js";
+import { splitSans } from "../../src/pki/names.js";
+import { loadCa } from "../../src/server/ca.js";
 import { splitCertificates } from "../../src/pki/pem.js";
 import { generateToken, hashSecret, parseToken } from "../../src/server/tokens.js";
 import { captureLogger, FakeClock, nodecert, random, requireTool, run, tempDir } from "../support/helpers.js";
@@ -184,6 +188,36 @@ describe("server: its own TLS and admin certificates are renewed while it runs",
       assert.match(reissueLines(s.lines)[0].reason, /the key file does not belong to the certificate/);
       assert.equal((await served(s.server)).serial, normalizeSerial(serials(p).server!));
       assert.equal(serials(p).admin, initial.admin);
+    } finally {
+      await s.server.close();
+    }
+  });
+
+  it("re-issues a TLS certificate without the control-plane identity (one from an older release) at start; the admin CLI accepts the new one", async () => {
+    const dir = path.join(tempDir(), "srv");
+    const clock = new FakeClock(Date.now());
+    const p = await init(dir, clock.now());
+    // What an older release issued: serverAuth only, recorded like any server certificate.
+    const ca = await loadCa(p);
+    const keys = await generateKeyPair("ECDSA-P256");
+    const old = await issueLeaf({ issuer: ca.issuer, subject: [{ CN: ["nodecert-server"] }], spki: await crypto.subtle.exportKey("spki", keys.publicKey), kind: "serving", sans: splitSans(SANS), now: clock.now(), lifetimeMs: 365 * DAY, random });
+    writeFileSync(p.tlsKey, await exportPrivateKeyPem(keys.privateKey));
+    writeFileSync(p.tlsCert, old.pem);
+    const s0 = new (await import("../../src/server/store/sqlite.js")).SqliteStore(p.db);
+    await s0.recordCertificate({ serial: old.serial, node: "nodecert:server", kind: "server", notBefore: old.notBefore, notAfter: old.notAfter, fingerprint256: certificateInfo(old.pem).fingerprint256, issuedAt: clock.now() });
+    await s0.close();
+    const admin = serials(p).admin;
+    const s = await start(dir, clock);
+    try {
+      const [line] = reissueLines(s.lines);
+      assert.equal(line.certificate, "server");
+      assert.match(line.reason, new RegExp(`it lacks the extended key usage nodecert control-plane \\(${EKU_NODECERT_CONTROL_PLANE.replace(/\./g, "\\.")}\\)`));
+      const tls = await served(s.server);
+      assert.notEqual(tls.serial, old.serial);
+      assert.deepEqual(tls.extendedKeyUsages, [EKU_SERVER_AUTH, EKU_NODECERT_CONTROL_PLANE]);
+      assert.equal(serials(p).admin, admin, "the admin certificate was fine");
+      const nodes = await nodecert(["nodes", "--dir", dir, "--server", s.server.url]);
+      assert.equal(nodes.code, 0, nodes.stderr);
     } finally {
       await s.server.close();
     }
