@@ -15,7 +15,7 @@ import type { Store } from "./store/store.js";
 import { HttpError } from "./http-error.js";
 import { checkToken, FailureLimiter, generateToken, hashSecret, parseToken } from "./tokens.js";
 import { evaluate, type PolicyConfig } from "./policy.js";
-import { sanContext, serverSanPolicy, validateGrants } from "./san-registry.js";
+import { sanContext, serverSanPolicy, tokenSans } from "./san-registry.js";
 import { sign } from "./signer.js";
 import { tlsCipherOptions } from "../crypto/fips-policy.js";
 
@@ -241,10 +241,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     const { id, secret } = parseToken(token)!;
     const expiresAt = new Date(now.getTime() + body.data.ttlSeconds * 1000);
     // SANs bound to the token become the node's grants when it joins; refused ones are refused now.
-    const bound = body.data.node
-      ? await validateGrants(d.store, policy, body.data.node, [...(body.data.sans ?? []).map((value) => ({ value })), ...(body.data.cidrs ?? []).map((value) => ({ value, cidr: true }))], `token:${id}`, now)
-      : [];
-    const sans = bound.length ? { dns: bound.filter((g) => g.kind === "dns").map((g) => g.value), ip: bound.filter((g) => g.kind === "ip").map((g) => g.value), cidrs: bound.filter((g) => g.kind === "cidr").map((g) => g.value) } : undefined;
+    const sans = await tokenSans(d.store, policy, body.data, id, now);
     await d.store.insertToken({ id, secretHash: hashSecret(secret), node: body.data.node, usesLeft: body.data.uses, expiresAt, createdAt: now, description: body.data.description, sans });
     await d.store.audit({ time: now, type: "token.created", node: body.data.node, source: req.ip, detail: { tokenId: id, uses: body.data.uses, expiresAt: expiresAt.toISOString(), ...(sans ? { sans } : {}) } });
     d.logger.info("bootstrap token created", { tokenId: id, node: body.data.node, uses: body.data.uses, expiresAt: expiresAt.toISOString() });

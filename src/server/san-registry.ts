@@ -4,7 +4,7 @@
 import { isIP } from "node:net";
 import { normalizeIp, type SanSet } from "../pki/names.js";
 import { parseListen, type ServerConfig } from "../config/server.js";
-import type { TokenRecord } from "./tokens.js";
+import { tokenGrants, type TokenRecord } from "./tokens.js";
 import type { SanGrant, Store } from "./store/store.js";
 import { HttpError } from "./http-error.js";
 import { cidrList, type PolicyConfig } from "./policy.js";
@@ -19,17 +19,6 @@ export function serverSanPolicy(config: ServerConfig): SanPolicyConfig {
     allowLinkLocalSans: config.policy.allowLinkLocalSans,
     nodeGroups: config.policy.nodeGroups,
   };
-}
-
-/** Grants a token carries, as they will be recorded when the node joins with it. */
-export function tokenGrants(t: TokenRecord | undefined, now: Date): SanGrant[] {
-  if (!t?.sans) return [];
-  const source = `token:${t.id}`;
-  return [
-    ...t.sans.dns.map((value) => ({ kind: "dns" as const, value, source, createdAt: now })),
-    ...t.sans.ip.map((value) => ({ kind: "ip" as const, value, source, createdAt: now })),
-    ...t.sans.cidrs.map((value) => ({ kind: "cidr" as const, value, source, createdAt: now })),
-  ];
 }
 
 async function heldByOthers(store: Store, node: string, sans: { kind: SanKind; value: string }[], now: Date): Promise<Map<string, SanHolder>> {
@@ -51,7 +40,7 @@ export async function sanContext(
   now: Date,
   o: { joinAddress?: string; token?: TokenRecord },
 ): Promise<SanContext> {
-  const grants = [...(await store.listSanGrants(node)), ...tokenGrants(o.token, now)];
+  const grants = [...(await store.listSanGrants(node)), ...(o.token ? tokenGrants(o.token.id, o.token.sans, now) : [])];
   const joinAddress = o.joinAddress && isIP(o.joinAddress) ? normalizeIp(o.joinAddress) : undefined;
   const list = [...requested.dns.map((value) => ({ kind: "dns" as const, value })), ...requested.ip.map((value) => ({ kind: "ip" as const, value }))];
   return { allowed: allowedSans(node, { joinAddress, grants, nodeGroups: policy.nodeGroups }), heldByOthers: await heldByOthers(store, node, list, now) };
@@ -84,4 +73,13 @@ export async function validateGrants(store: Store, policy: PolicyConfig, node: s
     }
   }
   return grants;
+}
+
+/** The SANs a new token binds (`token create --node N --san ... --cidr ...`), checked as grants for N. */
+export async function tokenSans(store: Store, policy: PolicyConfig, t: { node?: string; sans?: string[]; cidrs?: string[] }, tokenId: string, now: Date): Promise<TokenRecord["sans"]> {
+  if (!t.node || (!t.sans?.length && !t.cidrs?.length)) return undefined;
+  const values = [...(t.sans ?? []).map((value) => ({ value })), ...(t.cidrs ?? []).map((value) => ({ value, cidr: true }))];
+  const grants = await validateGrants(store, policy, t.node, values, `token:${tokenId}`, now);
+  const of = (kind: SanGrant["kind"]) => grants.filter((g) => g.kind === kind).map((g) => g.value);
+  return { dns: of("dns"), ip: of("ip"), cidrs: of("cidr") };
 }

@@ -1,5 +1,6 @@
 // Bootstrap tokens: "[a-z0-9]{6}.[a-z0-9]{16}", stored as a hash of the secret only.
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { SanGrant } from "./store/store.js";
 
 export const TOKEN_RE = /^([a-z0-9]{6})\.([a-z0-9]{16})$/;
 const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -99,4 +100,15 @@ export class FailureLimiter {
     else this.failures.delete(source);
     return list;
   }
+}
+
+/** The grants a token's bound SANs become for the node that joins with it. */
+export function tokenGrants(tokenId: string, sans: TokenRecord["sans"], now: Date): SanGrant[] {
+  if (!sans) return [];
+  const source = `token:${tokenId}`;
+  return [
+    ...sans.dns.map((value) => ({ kind: "dns" as const, value, source, createdAt: now })),
+    ...sans.ip.map((value) => ({ kind: "ip" as const, value, source, createdAt: now })),
+    ...sans.cidrs.map((value) => ({ kind: "cidr" as const, value, source, createdAt: now })),
+  ];
 }

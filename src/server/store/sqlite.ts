@@ -2,7 +2,7 @@
 import Database from "better-sqlite3";
 import { chmodSync, existsSync } from "node:fs";
 import type { AuditEvent, CampaignNodeQuery, CampaignNodeRecord, CampaignNodeState, CampaignRecord, IssuedCertRecord, JoinCommit, NodeRecord, NodeReport, RenewalCommit, SanGrant, SanHolding, Store } from "./store.js";
-import type { TokenRecord } from "../tokens.js";
+import { tokenGrants, type TokenRecord } from "../tokens.js";
 import { normalizeIp, type SanSet } from "../../pki/names.js";
 
 /** Each entry upgrades the schema by one version; never edit a released entry, append. */
@@ -254,15 +254,7 @@ export class SqliteStore implements Store {
       if (spent.changes !== 1) return false;
       this.upsertNode(c.node, c.facts, c.now, c.joinAddress);
       const bound = this.db.prepare(`SELECT sans FROM tokens WHERE id = ?`).get(c.tokenId) as { sans: string | null } | undefined;
-      if (bound?.sans) {
-        const t = JSON.parse(bound.sans) as NonNullable<TokenRecord["sans"]>;
-        const source = `token:${c.tokenId}`;
-        this.insertGrants(c.node, [
-          ...t.dns.map((value) => ({ kind: "dns" as const, value, source, createdAt: c.now })),
-          ...t.ip.map((value) => ({ kind: "ip" as const, value, source, createdAt: c.now })),
-          ...t.cidrs.map((value) => ({ kind: "cidr" as const, value, source, createdAt: c.now })),
-        ]);
-      }
+      if (bound?.sans) this.insertGrants(c.node, tokenGrants(c.tokenId, JSON.parse(bound.sans) as TokenRecord["sans"], c.now));
       for (const cert of c.certificates) this.insertCert(cert);
       this.insertAudit(c.audit);
       return true;
