@@ -6,6 +6,7 @@ import { certificateStatus, formatCryptoLines, formatStatusTable, statusHealthy 
 import { readCryptoRecord } from "../agent/crypto-record.js";
 import { loadYamlConfig } from "../config/load.js";
 import { AgentConfig } from "../config/agent.js";
+import { terminalJson } from "../platform/text.js";
 
 export function registerStatus(program: Command): void {
   program
@@ -19,7 +20,7 @@ export function registerStatus(program: Command): void {
       const layout = config ? layoutFor(config) : nodeLayout(o.root ?? "/");
       const rows = await certificateStatus(layout, new Date());
       const crypto = await readCryptoRecord(layout);
-      if (o.output === "json") process.stdout.write(JSON.stringify({ certificates: rows, crypto: crypto ?? null }, null, 2) + "\n");
+      if (o.output === "json") process.stdout.write(terminalJson({ certificates: rows, crypto: crypto ?? null }) + "\n");
       else if (o.output === "table") process.stdout.write(formatStatusTable(rows) + formatCryptoLines(crypto, layout.cryptoFile));
       else throw new Error(`unknown output format "${o.output}": use table or json`);
       if (!statusHealthy(rows)) process.exitCode = 1;
