@@ -228,7 +228,7 @@ export class CaRotation {
   private async afterTrustChange(): Promise<void> {
     await writeFileAtomic(this.d.paths.adminCa, this.d.authority.trustBundle, 0o600);
     await this.d.reloadTls();
-    for (const node of this.d.hub.connectedNodes()) this.d.hub.send(node, { type: "trust-bundle", bundle: this.d.authority.trustBundle });
+    for (const node of this.d.hub.connectedNodes()) this.d.hub.pushTrustBundle(node, this.d.authority.trustBundle);
   }
 
   private async saveState(s: CaRotationState): Promise<void> {

@@ -19,6 +19,8 @@ import { Campaigns, DEFAULT_CAMPAIGN_OPTIONS, type CampaignOptions } from "./cam
 import { CaRotation } from "./ca-rotation.js";
 import { registerAdminRoutes } from "./admin-api.js";
 import { DEFAULT_SERVICE_CERT_CHECK_MS, ServiceCertRenewal, type SetTimer } from "./service-cert-renewal.js";
+import { ConnectionCap } from "./http-limits.js";
+import { uniform } from "../util/random.js";
 
 export interface RunOptions {
   dir: string;
@@ -49,6 +51,8 @@ export interface RunningServer {
   authority: Authority;
   store: Store;
   hub: Hub;
+  /** Connections per source on the HTTPS listener. */
+  connectionCap: ConnectionCap;
   campaigns: Campaigns;
   caRotation: CaRotation;
   /** Keeps the server's TLS and admin certificates valid (checked at start and on a timer). */
@@ -66,8 +70,9 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   const authority = new Authority(await loadCa(paths));
   const store = new SqliteStore(paths.db);
   const readTls = async () => ({ certPem: await fs.readFile(paths.tlsCert, "utf8"), keyPem: await fs.readFile(paths.tlsKey, "utf8") });
-  const hub = new Hub({ store, authority, logger: o.logger, clock, heartbeatMs: o.heartbeatMs ?? 30_000 });
-  const campaigns = new Campaigns({ store, hub, logger: o.logger, clock, options: { ...DEFAULT_CAMPAIGN_OPTIONS, ...(o.campaignOptions ?? {}) } });
+  const connectionCap = new ConnectionCap(config.limits, o.logger, () => clock().getTime());
+  const hub = new Hub({ store, authority, logger: o.logger, clock, heartbeatMs: o.heartbeatMs ?? 30_000, limits: config.channel, onChannelOpen: (socket) => connectionCap.release(socket) });
+  const campaigns = new Campaigns({ store, hub, logger: o.logger, clock, random: uniform, options: { ...DEFAULT_CAMPAIGN_OPTIONS, ...(o.campaignOptions ?? {}) } });
   let app: FastifyInstance | undefined;
   // Hot-swaps the TLS identity and client-CA list into the listening server; before it listens,
   // buildApi reads the files itself.
@@ -120,9 +125,10 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
       }),
   });
   hub.attach(app.server);
+  connectionCap.attach(app.server);
   // A node whose trust bundle is stale (offline during a CA rotation, say) gets the current one.
   hub.on("hello", (node, hello) => {
-    if (hello.trustBundleSha256 !== bundleSha256(authority.trustBundle)) hub.send(node, { type: "trust-bundle", bundle: authority.trustBundle });
+    if (hello.trustBundleSha256 !== bundleSha256(authority.trustBundle)) hub.pushTrustBundle(node, authority.trustBundle);
   });
   const { host, port } = parseListen(config.listen);
   try {
@@ -153,6 +159,7 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     authority,
     store,
     hub,
+    connectionCap,
     campaigns,
     caRotation,
     serviceCerts,
