@@ -19,6 +19,9 @@ import { mayActForNode } from "./lineage.js";
 
 export const CHANNEL_PATH = "/v1/agents/ws";
 
+/** Frames a peer may still send after we closed its channel before it is dropped. */
+const MAX_FRAMES_AFTER_CLOSE = 64;
+
 interface Conn {
   node: string;
   ws: WebSocket;
@@ -32,6 +35,8 @@ interface Conn {
   bundlePush?: { sha: string; id: string };
   /** Closed (or closing) by us: nothing more is sent or handled. */
   closing: boolean;
+  /** Frames that arrived after we closed; a peer that keeps sending is dropped. */
+  afterClose: number;
 }
 
 type Outbound = ServerMessage extends infer M ? (M extends { v: number; id: string } ? Omit<M, "v" | "id"> : never) : never;
@@ -204,7 +209,7 @@ export class Hub extends EventEmitter<HubEvents> {
     const log = this.d.logger;
     const previous = this.conns.get(node);
     if (previous) previous.ws.close(1000, "replaced by a newer connection");
-    const conn: Conn = { node, ws, alive: true, serial, unacked: new Set(), bucket: new TokenBucket(this.limits.messageRate, this.limits.messageBurst, () => this.d.clock().getTime()), closing: false };
+    const conn: Conn = { node, ws, alive: true, serial, unacked: new Set(), bucket: new TokenBucket(this.limits.messageRate, this.limits.messageBurst, () => this.d.clock().getTime()), closing: false, afterClose: 0 };
     this.conns.set(node, conn);
     log.info("agent connected", { node, source, serial });
     this.emit("connect", node);
@@ -242,8 +247,12 @@ export class Hub extends EventEmitter<HubEvents> {
   }
 
   private onMessage(conn: Conn, data: Buffer, isBinary: boolean): void {
-    // Whatever arrives after we started closing is dropped unread.
-    if (conn.closing) return;
+    // Whatever arrives after we started closing is dropped unread. A polite peer answers our close
+    // frame and stops; one that keeps sending (a flood) is cut off so we stop reading it at all.
+    if (conn.closing) {
+      if (++conn.afterClose > MAX_FRAMES_AFTER_CLOSE) conn.ws.terminate();
+      return;
+    }
     // Before any parsing: the rate limit bounds what a peer can make us do, store writes included.
     if (!conn.bucket.take()) return this.violation(conn, "rate", `more than ${this.limits.messageBurst} messages at once or ${this.limits.messageRate}/s sustained`);
     if (isBinary) return this.violation(conn, "binary", "binary frames are not part of the protocol");
