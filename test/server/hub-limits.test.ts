@@ -72,8 +72,9 @@ describe("server/hub: a flooding or non-reading agent costs a bounded amount", f
       // a reset can overtake the close frame it never read (1006).
       assert.ok(code === CLOSE_POLICY_VIOLATION || code === 1006, `closed with ${code}`);
       assert.ok(pushes <= 1, `${pushes} trust-bundle pushes (the flood used to queue one per hello)`);
-      // Without the limits the same flood grew it by 36 MiB (20,000 pushes queued); with them ~1-3 MiB.
-      assert.ok(rssAfter - rssBefore < 8 * 1024, `server RSS grew by ${((rssAfter - rssBefore) / 1024).toFixed(1)} MiB`);
+      // Without the limits the same flood grew it by 36-37 MiB (20,000 pushes queued); with them
+      // 1-8 MiB (scripts/bench-channel-flood.ts). The bound sits between, away from both.
+      assert.ok(rssAfter - rssBefore < 16 * 1024, `server RSS grew by ${((rssAfter - rssBefore) / 1024).toFixed(1)} MiB`);
       assert.ok(during.every((d) => d.status === 200), "/healthz answered every probe during the flood");
       // A hang guard, not a benchmark (scripts/bench-channel-flood.ts measures): 20,000 queued pushes took it to 360 ms.
       assert.ok(max < 2000, `/healthz took ${max.toFixed(0)} ms during the flood`);
