@@ -219,7 +219,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       deny(
         403,
         "denied",
-        `client certificate ${serial} is neither the newest issued to node "${nodeName}" (${newestSerial ?? "none"}) nor the newest one it has used (${confirmed ?? "none"}): ` +
+        `client certificate ${serial} is neither the newest issued to node "${nodeName}" (${newestSerial ?? "none"}) nor the last one it used (${confirmed ?? "none"}): ` +
           `an older or copied certificate cannot renew; re-join the node with a bootstrap token`,
         "lineage",
         nodeName,
