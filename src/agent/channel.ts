@@ -6,7 +6,7 @@ import { promises as fs } from "node:fs";
 import { createHash, randomUUID, X509Certificate } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import WebSocket from "ws";
-import { CHANNEL_VERSION, CLOSE_EVICTED, CLOSE_POLICY_VIOLATION, parseFrame, ServerMessage, type CertificateReport } from "../protocol/channel.js";
+import { CHANNEL_VERSION, CLOSE_EVICTED, CLOSE_POLICY_VIOLATION, closeReason, parseFrame, ServerMessage, type CertificateReport } from "../protocol/channel.js";
 import type { Logger } from "../log.js";
 import type { CertKind } from "../pki/csr.js";
 import { certificateInfo } from "../pki/certificate-info.js";
@@ -14,7 +14,7 @@ import { splitCertificates } from "../pki/pem.js";
 import { chainProblems } from "../pki/verify.js";
 import { peerChain } from "../util/peer-chain.js";
 import { controlPlaneIdentityCheck } from "../util/https-client.js";
-import { backoffDelay } from "./backoff.js";
+import { backoffDelay } from "../platform/backoff.js";
 import type { Identity } from "./identity.js";
 import { installTrustBundle, readCurrent } from "./install.js";
 import type { NodeLayout } from "./layout.js";
@@ -104,7 +104,7 @@ export class Channel {
     if (ws) {
       ws.removeAllListeners("close");
       ws.on("close", () => undefined);
-      ws.close(1000, reason.slice(0, 100));
+      closeQuietly(ws, 1000, reason);
     }
     this.attempts = 0;
     void this.connect();
@@ -239,10 +239,12 @@ export class Channel {
 
   private async onMessage(ws: WebSocket, data: Buffer, isBinary: boolean): Promise<void> {
     const log = this.d.logger;
+    // Frames still arriving after we started closing (or replaced this socket) are not acted on.
+    if (ws.readyState !== WebSocket.OPEN || this.ws !== ws) return;
     const parsed = isBinary ? ({ ok: false, reason: "binary frame" } as const) : parseFrame(ServerMessage, data);
     if (!parsed.ok) {
       log.warn("closing channel: the control plane sent an invalid message", { reason: parsed.reason });
-      ws.close(CLOSE_POLICY_VIOLATION, parsed.reason.slice(0, 120));
+      closeQuietly(ws, CLOSE_POLICY_VIOLATION, parsed.reason);
       return;
     }
     const msg = parsed.message;
@@ -332,4 +334,13 @@ function sameCa(a: X509Certificate, b: X509Certificate): boolean {
 
 function validAt(c: X509Certificate, now: Date): boolean {
   return new Date(c.validFrom) <= now && now < new Date(c.validTo);
+}
+
+/** Closes with a reason cut to the protocol's 123 bytes; a socket that cannot close politely is dropped. */
+function closeQuietly(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, closeReason(reason));
+  } catch {
+    ws.terminate();
+  }
 }

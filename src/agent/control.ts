@@ -29,7 +29,15 @@ export function requestRenewal(socketPath: string, kinds: CertKind[], force: boo
     const req = http.request({ socketPath, path: "/v1/renew", method: "POST", headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } }, (res) => {
       let data = "";
       res.on("data", (c) => (data += c));
-      res.on("end", () => (res.statusCode === 200 ? resolve(JSON.parse(data)) : reject(new Error(`agent answered ${res.statusCode}: ${data}`))));
+      res.on("end", () => {
+        if (res.statusCode !== 200) return reject(new Error(`the agent on ${socketPath} answered ${res.statusCode}: ${data.slice(0, 500)}`));
+        try {
+          resolve(JSON.parse(data) as RenewOutcome);
+        } catch {
+          // Something else listens on the socket, or the agent died mid-answer.
+          reject(new Error(`the agent on ${socketPath} sent an answer that is not JSON (${JSON.stringify(data.slice(0, 80))}); is another program listening there? Check 'nodecert status' and restart the agent`));
+        }
+      });
     });
     req.on("error", (e: NodeJS.ErrnoException) => (e.code === "ENOENT" || e.code === "ECONNREFUSED" ? resolve(undefined) : reject(e)));
     req.end(payload);

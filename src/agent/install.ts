@@ -44,6 +44,24 @@ export async function installKubeconfig(layout: NodeLayout, apiServer: string): 
   await writeFileAtomic(layout.kubeconfig, kubeletKubeconfig({ server: apiServer, caFile: layout.caFile, clientPem: layout.current("client") }), 0o600);
 }
 
+/** What reading a -current.pem found: the file, nothing (ENOENT), or an error that is not "missing". */
+export type CurrentRead = { state: "present"; pem: string } | { state: "missing" } | { state: "unreadable"; errno: string; reason: string };
+
+/**
+ * Reads <kind>-current.pem and says which of the three it is. EACCES, EIO and the like are
+ * "unreadable", never "missing": a node whose disk or permissions broke must not re-join with its
+ * bootstrap token (that would start a new lineage) but say what is wrong.
+ */
+export async function readCurrentOutcome(layout: NodeLayout, kind: CertKind): Promise<CurrentRead> {
+  try {
+    return { state: "present", pem: await fs.readFile(layout.current(kind), "utf8") };
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === "ENOENT") return { state: "missing" };
+    return { state: "unreadable", errno: err.code ?? "EUNKNOWN", reason: `cannot read ${layout.current(kind)}: ${err.message}` };
+  }
+}
+
 export async function readCurrent(layout: NodeLayout, kind: CertKind): Promise<string | undefined> {
   try {
     return await fs.readFile(layout.current(kind), "utf8");

@@ -9,6 +9,7 @@ import { timestampedFiles } from "./prune.js";
 import { privateKeyBlock } from "../pki/pem.js";
 import { keyMatchesCertificate } from "../pki/verify.js";
 import { replaceSymlink, TMP_MARKER } from "../util/files.js";
+import { readCurrentOutcome } from "./install.js";
 
 function validPair(pem: string | undefined): boolean {
   if (!pem) return false;
@@ -27,7 +28,14 @@ export async function recoverOnStartup(layout: NodeLayout, now: Date): Promise<s
   }
   if (await recoverPendingInstall(layout, now)) actions.push("finished an install interrupted by a restart");
   for (const kind of ["client", "serving"] as CertKind[]) {
-    const cur = await fs.readFile(layout.current(kind), "utf8").catch(() => undefined);
+    const read = await readCurrentOutcome(layout, kind);
+    // Unreadable (EACCES, EIO) is not broken: pointing it at an older file would hand the node a
+    // certificate its lineage may have retired. Leave it and say so; the renewer reports it too.
+    if (read.state === "unreadable") {
+      actions.push(`left ${path.basename(layout.current(kind))} as it is: ${read.reason}`);
+      continue;
+    }
+    const cur = read.state === "present" ? read.pem : undefined;
     if (validPair(cur)) continue;
     const names = timestampedFiles(await fs.readdir(layout.pkiDir).catch(() => []), layout.prefix(kind)).reverse();
     for (const n of names) {

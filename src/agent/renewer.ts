@@ -13,12 +13,12 @@ import { verifyNodeCertificate } from "../pki/verify.js";
 import { PROTOCOL_VERSION, RenewResponse, type RenewRequest } from "../protocol/messages.js";
 import { describeErrorBody, requestJson } from "../util/https-client.js";
 import { applyInstall } from "./apply.js";
-import { backoffDelay } from "./backoff.js";
-import { decide, type Decision } from "./decision.js";
+import { backoffDelay } from "../platform/backoff.js";
+import { CLIENT_UNUSABLE, decide, type Decision } from "./decision.js";
 import { drawRenewAt, effectiveRenewAt } from "./deadline.js";
 import { runHooks, type Exec } from "./hooks.js";
 import type { Identity } from "./identity.js";
-import { readCurrent } from "./install.js";
+import { readCurrent, readCurrentOutcome } from "./install.js";
 import { join } from "./join.js";
 import type { NodeLayout } from "./layout.js";
 import type { AgentMetrics } from "./metrics.js";
@@ -102,7 +102,9 @@ export class Renewer {
     let dirty = false;
     const decisions: Decision[] = [];
     for (const kind of KINDS) {
-      const pem = await readCurrent(layout, kind).catch(() => undefined);
+      const read = await readCurrentOutcome(layout, kind);
+      const pem = read.state === "present" ? read.pem : undefined;
+      const readError = read.state === "unreadable" ? read.reason : undefined;
       const renewAt = (notBefore: Date, notAfter: Date, serial: string) => {
         const rec = state?.certificates[kind];
         let drawn = rec?.serial === serial && rec.renewAt ? new Date(rec.renewAt) : undefined;
@@ -116,7 +118,7 @@ export class Renewer {
         }
         return effectiveRenewAt(notAfter, drawn, config.renewBefore);
       };
-      const dec = decide({ kind, pem, now, renewAt, nodeName: state?.nodeName ?? identity.nodeName, servingSans: identity.servingSans, keyAlgorithm: this.keyAlgorithmFor(state), trustBundlePem: trust });
+      const dec = decide({ kind, pem, readError, now, renewAt, nodeName: state?.nodeName ?? identity.nodeName, servingSans: identity.servingSans, keyAlgorithm: this.keyAlgorithmFor(state), trustBundlePem: trust });
       decisions.push(dec);
       this.d.metrics.setCertificate(kind, dec.notAfter, dec.renewAt);
     }
@@ -176,7 +178,12 @@ export class Renewer {
     if (!todo.length) return { renewed: [], skipped };
     const clientDecision = decisions.find((x) => x.kind === "client");
     try {
-      const clientUnusable = clientDecision?.action === "urgent" && /missing|expired|unreadable|does not match/.test(clientDecision.reason);
+      // An unreadable file is a broken disk or broken permissions, not a lost identity: say so and
+      // retry, never spend the bootstrap token on it (a re-join would start a new lineage).
+      if (clientDecision?.code === "unreadable") {
+        throw new RenewError(`${clientDecision.reason}; not renewing and not re-joining until it can be read (check its permissions and the disk)`);
+      }
+      const clientUnusable = clientDecision !== undefined && CLIENT_UNUSABLE.includes(clientDecision.code);
       const token = clientUnusable ? await this.readToken() : undefined;
       let state: AgentState;
       let installed = todo;
@@ -187,7 +194,7 @@ export class Renewer {
         } catch (e) {
           // A spent token left in the file must not hide the other way back: a server with
           // renewAfterExpiry accepts the expired certificate (the handshake proves its key).
-          if (!/expired/.test(clientDecision!.reason)) throw e;
+          if (clientDecision!.code !== "expired") throw e;
           const rejoinError = (e as Error).message;
           state = await this.renewOverMtls(todo).catch((e2: Error) => {
             throw new RenewError(`re-join with the token in ${this.d.config.tokenFile} failed (${rejoinError}); renewal with the expired certificate failed too (${e2.message})`);

@@ -6,7 +6,7 @@ import { splitCertificates } from "../pki/pem.js";
 import { keyMatchesCertificate } from "../pki/verify.js";
 import { privateKeyBlock } from "../pki/pem.js";
 import { formatDuration } from "../config/duration.js";
-import { readCurrent } from "./install.js";
+import { readCurrentOutcome } from "./install.js";
 import { readLastError, readState } from "./state.js";
 import { escapeTerminal } from "../platform/text.js";
 import type { CryptoRecord } from "./crypto-record.js";
@@ -14,7 +14,7 @@ import type { CryptoRecord } from "./crypto-record.js";
 export interface StatusRow {
   certificate: string;
   path: string;
-  state: "valid" | "expired" | "missing" | "invalid" | "not-yet-valid";
+  state: "valid" | "expired" | "missing" | "unreadable" | "invalid" | "not-yet-valid";
   expires?: string;
   residualSeconds?: number;
   issuer?: string;
@@ -34,7 +34,12 @@ export async function certificateStatus(layout: NodeLayout, now: Date): Promise<
     ["kubelet-server", "serving"],
   ] as const) {
     const path = layout.current(kind);
-    const text = await readCurrent(layout, kind).catch(() => undefined);
+    const read = await readCurrentOutcome(layout, kind);
+    if (read.state === "unreadable") {
+      rows.push({ certificate: name, path, state: "unreadable", problem: read.reason });
+      continue;
+    }
+    const text = read.state === "present" ? read.pem : undefined;
     if (!text) {
       rows.push({ certificate: name, path, state: "missing" });
       continue;
@@ -93,7 +98,7 @@ export function formatStatusTable(rows: StatusRow[]): string {
   const when = (iso?: string) => (iso ? iso.replace("T", " ").replace(/\.\d+Z$/, " UTC") : "");
   const body = rows.map((r) => [
     r.certificate,
-    r.expires ? r.expires.replace("T", " ").replace(/\.\d+Z$/, " UTC") : "<missing>",
+    r.expires ? r.expires.replace("T", " ").replace(/\.\d+Z$/, " UTC") : r.state === "unreadable" ? "<unreadable>" : "<missing>",
     r.residualSeconds === undefined ? "" : r.residualSeconds <= 0 ? "expired" : formatDuration(r.residualSeconds * 1000),
     r.issuer ?? "",
     r.key ?? "",

@@ -10,6 +10,7 @@ import { describeZodError } from "../protocol/messages.js";
 import { normalizePin } from "../pki/pin.js";
 import { TOKEN_RE } from "../server/tokens.js";
 import { ensureDir, writeFileAtomic } from "../util/files.js";
+import { protectTokenArgument, readBootstrapToken } from "../agent/token-source.js";
 
 export function registerConfigure(program: Command): void {
   program
@@ -17,7 +18,7 @@ export function registerConfigure(program: Command): void {
     .description("write a validated agent configuration; changes nothing if any value is invalid")
     .requiredOption("--out <file>", "agent.yaml to write (its current values are kept unless overridden)")
     .option("--server <url>", "control plane URL (https://...)")
-    .option("--token <token>", "bootstrap token (stored in --token-file, 0600)")
+    .option("--token <token>", "bootstrap token (stored in --token-file, 0600); '-' reads it from stdin, which keeps it out of ps")
     .option("--token-file <file>", "where the token goes (default: token beside --out)")
     .option("--ca-cert-hash <pin>", "CA pin: sha256:<64 hex>")
     .option("--fips <mode>", "auto, on or off")
@@ -25,6 +26,10 @@ export function registerConfigure(program: Command): void {
     .option("--root <dir>", "filesystem root for kubelet files")
     .option("--state-dir <dir>", "agent state directory")
     .action(async (o: { out: string; server?: string; token?: string; tokenFile?: string; caCertHash?: string; fips?: string; nodeName?: string; root?: string; stateDir?: string }) => {
+      // The token goes to --token-file, so it is read here from the command line or stdin only.
+      const literal = { token: o.token };
+      protectTokenArgument(literal);
+      if (o.token !== undefined) o.token = await readBootstrapToken(literal);
       const problems: string[] = [];
       let base: Record<string, unknown> = {};
       if (existsSync(o.out)) {

@@ -9,13 +9,15 @@ import { readState } from "../agent/state.js";
 import { writeCryptoRecord } from "../agent/crypto-record.js";
 import { parseKeyAlgorithm } from "../pki/keys.js";
 import { certificateStatus, formatStatusTable, statusHealthy } from "../agent/status.js";
+import { protectTokenArgument, readBootstrapToken, TOKEN_ENV } from "../agent/token-source.js";
 
 export function registerJoin(program: Command): void {
   program
     .command("join")
     .description("join this node: fetch and pin the CA, get kubelet certificates, install them")
     .requiredOption("--server <url>", "control plane URL, e.g. https://cp.example:9443")
-    .requiredOption("--token <token>", "bootstrap token from 'nodecert token create'")
+    .option("--token-file <file>", `file holding the bootstrap token from 'nodecert token create' (or: --token -, or ${TOKEN_ENV})`)
+    .option("--token <token>", "'-' reads the bootstrap token from stdin (a literal token here is visible to other users in ps)")
     .requiredOption("--ca-cert-hash <sha256:hex>", "CA pin printed by 'nodecert server init' (kubeadm's format)")
     .option("--root <dir>", "filesystem root for every path written", "/")
     .option("--node-name <name>", "node name (default: lowercased hostname)")
@@ -26,8 +28,9 @@ export function registerJoin(program: Command): void {
     .option("--include-loopback", "with --all-interfaces: also loopback addresses")
     .option("--fips <mode>", "crypto provider: auto, on or off", "auto")
     .option("--fips-provider-dir <dir>", "directory holding the OpenSSL FIPS provider (fips.so and fipsmodule.cnf)")
-    .action(async (o: { server: string; token: string; caCertHash: string; root: string; nodeName?: string; keyAlgorithm: string; address?: string[]; extraSan?: string[]; allInterfaces?: boolean; includeLoopback?: boolean; fips: string; fipsProviderDir?: string }) => {
+    .action(async (o: { server: string; token?: string; tokenFile?: string; caCertHash: string; root: string; nodeName?: string; keyAlgorithm: string; address?: string[]; extraSan?: string[]; allInterfaces?: boolean; includeLoopback?: boolean; fips: string; fipsProviderDir?: string }) => {
       const logger = createLogger({ component: "join", stream: process.stderr });
+      protectTokenArgument(o, { warn: (m) => logger.warn(m) });
       // Before anything else: this may re-execute the process on the FIPS provider.
       const crypto = await ensureCryptoMode(parseFipsMode(o.fips), { providerDir: o.fipsProviderDir });
       logger.info("crypto provider", cryptoReportFields(crypto));
@@ -42,7 +45,8 @@ export function registerJoin(program: Command): void {
         addresses: () => ({ source: o.allInterfaces ? "interfaces" : "connection", includeLoopback: !!o.includeLoopback, includeLinkLocal: false, extra: o.extraSan ?? [], only: o.address }),
         server: async () => o.server,
       })();
-      await join({ server: o.server, token: o.token, caCertHash: o.caCertHash, layout, identity, keyAlgorithm: parseKeyAlgorithm(o.keyAlgorithm), now: () => new Date(), logger });
+      const token = await readBootstrapToken(o);
+      await join({ server: o.server, token, caCertHash: o.caCertHash, layout, identity, keyAlgorithm: parseKeyAlgorithm(o.keyAlgorithm), now: () => new Date(), logger });
       await writeCryptoRecord(layout, crypto, new Date(), "join").catch((e: Error) => logger.warn("cannot record the crypto provider for 'nodecert status'", { error: e.message }));
       process.stdout.write(`joined as ${identity.nodeName}\n\n` + formatStatusTable(await certificateStatus(layout, new Date())));
     });

@@ -68,13 +68,13 @@ export function registerRenew(program: Command): void {
 
   program
     .command("needs-renewal")
-    .description("exit 0 when a renewal is due, 1 when not, 2 when a certificate is missing")
+    .description("exit 0 when a renewal is due, 1 when not, 2 when a certificate is missing or cannot be read")
     .option("--config <file>", "agent configuration", "/etc/nodecert/agent.yaml")
     .option("--root <dir>", "filesystem root (overrides the config)")
     .action(async (o: { config: string; root?: string }) => {
       const decisions = await (await oneShotRenewer(loadConfig(o))).evaluate(false);
       for (const x of decisions) process.stdout.write(`${x.kind}: ${x.action}: ${x.reason}\n`);
-      if (decisions.some((x) => x.reason === "certificate is missing")) process.exitCode = 2;
+      if (decisions.some((x) => x.code === "missing" || x.code === "unreadable")) process.exitCode = 2;
       else process.exitCode = decisions.some((x) => x.action !== "ok") ? 0 : 1;
     });
 }

@@ -5,6 +5,8 @@ import { DEFAULT_POLICY } from "../server/policy.js";
 import { cidrProblem } from "../server/san-policy.js";
 import { KEY_ALGORITHMS } from "../pki/keys.js";
 import { FIPS_MODES } from "../crypto/fips-exec.js";
+import { DEFAULT_HTTP_LIMITS } from "../server/http-limits.js";
+import { DEFAULT_CHANNEL_LIMITS } from "../server/channel-limits.js";
 
 const duration = durationMs;
 
@@ -82,6 +84,31 @@ export const ServerConfig = z
       })
       .strict()
       .default({ maxFailures: 10, failureWindow: 60_000 }),
+    /** What one peer may cost the HTTPS listener (timeouts, connections per source). */
+    limits: z
+      .object({
+        headersTimeout: duration.default(DEFAULT_HTTP_LIMITS.headersTimeout),
+        requestTimeout: duration.default(DEFAULT_HTTP_LIMITS.requestTimeout),
+        idleTimeout: duration.default(DEFAULT_HTTP_LIMITS.idleTimeout),
+        maxConnectionsPerSource: z.number().int().min(1).default(DEFAULT_HTTP_LIMITS.maxConnectionsPerSource),
+        ipv6SourcePrefix: z.number().int().min(1).max(128).default(DEFAULT_HTTP_LIMITS.ipv6SourcePrefix),
+      })
+      .strict()
+      .refine((l) => l.headersTimeout > 0 && l.requestTimeout > 0 && l.idleTimeout > 0, { message: "timeouts must be positive (0 would mean never)" })
+      .refine((l) => l.headersTimeout <= l.requestTimeout, { message: "headersTimeout cannot be longer than requestTimeout" })
+      .default(DEFAULT_HTTP_LIMITS),
+    /** What one agent may cost the fleet channel. */
+    channel: z
+      .object({
+        /** Messages per second an agent may send, sustained (a token bucket per connection). */
+        messageRate: z.number().positive().default(DEFAULT_CHANNEL_LIMITS.messageRate),
+        /** Messages an agent may send in a burst. */
+        messageBurst: z.number().int().min(1).default(DEFAULT_CHANNEL_LIMITS.messageBurst),
+        /** A peer whose unsent data exceeds this is not reading: it is disconnected. */
+        maxBufferedBytes: z.number().int().min(65_536).default(DEFAULT_CHANNEL_LIMITS.maxBufferedBytes),
+      })
+      .strict()
+      .default(DEFAULT_CHANNEL_LIMITS),
     /** Crypto provider: auto (FIPS on a FIPS host or with fipsProviderDir), on (FIPS or refuse to start), off. */
     fips: z.enum(FIPS_MODES).default("auto"),
     /** Directory holding the OpenSSL FIPS provider (fips.so and its fipsmodule.cnf). */

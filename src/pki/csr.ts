@@ -61,6 +61,10 @@ export interface ParsedCsr {
   keyAlgorithm: KeyAlgorithm | undefined;
   keyDescription: string;
   keyBits: number | undefined;
+  /** RSA only: the public exponent. */
+  rsaPublicExponent?: bigint;
+  /** Why the public key could not be loaded at all (a point off the curve, a malformed key). */
+  keyProblem?: string;
   spki: ArrayBuffer;
   signatureValid: boolean;
   /** The CSR's self-signature: WebCrypto name and hash, e.g. "ECDSA" + "SHA-256"; no hash for EdDSA. */
@@ -82,7 +86,19 @@ export async function parseCsr(pem: string): Promise<ParsedCsr> {
     signatureValid = false;
   }
   const spki = csr.publicKey.rawData;
-  const key = describeKeyObject(keyObjectFromSpki(spki));
+  let key: ReturnType<typeof describeKeyObject>;
+  let rsaPublicExponent: bigint | undefined;
+  let keyProblem: string | undefined;
+  try {
+    const ko = keyObjectFromSpki(spki);
+    key = describeKeyObject(ko);
+    if (ko.asymmetricKeyType === "rsa") rsaPublicExponent = ko.asymmetricKeyDetails?.publicExponent;
+  } catch (e) {
+    // OpenSSL refuses to load it (e.g. an EC point that is not on its curve): say so, let policy refuse it.
+    const ec = (csr.publicKey.algorithm as { name?: string }).name === "ECDSA";
+    keyProblem = `${ec ? "its EC public point is not on the named curve, or is malformed" : "its public key is malformed"} (OpenSSL: ${(e as Error).message})`;
+    key = { algorithm: undefined, description: "an invalid public key" };
+  }
   const sanExt = extensionOf(csr.extensions, x509.SubjectAlternativeNameExtension);
   const otherSanTypes = (sanExt?.names.items ?? []).map((n) => n.type).filter((t) => t !== "dns" && t !== "ip");
   const eku = extensionOf(csr.extensions, x509.ExtendedKeyUsageExtension);
@@ -100,6 +116,8 @@ export async function parseCsr(pem: string): Promise<ParsedCsr> {
     keyAlgorithm: key.algorithm,
     keyDescription: key.description,
     keyBits: key.bits,
+    rsaPublicExponent,
+    keyProblem,
     spki,
     signatureValid,
     signatureAlgorithm,

@@ -2,7 +2,7 @@
 // validated by schema on both sides. No I/O.
 import { z } from "zod";
 import { KEY_ALGORITHMS } from "../pki/keys.js";
-import { CryptoSummary, printable } from "./messages.js";
+import { CryptoSummary, IpAddress, printable } from "./messages.js";
 
 export const CHANNEL_VERSION = 1;
 /** Larger frames close the connection with a policy violation. */
@@ -32,7 +32,7 @@ export const Hello = z
     agentVersion: printable(64),
     certificates: z.array(CertificateReport).max(4),
     crypto: CryptoSummary,
-    addresses: z.array(z.string().max(64)).max(128),
+    addresses: z.array(IpAddress).max(128),
     /** SHA-256 of the installed ca.crt, so the server knows whether to push a bundle. */
     trustBundleSha256: z.string().max(64).optional(),
   })
@@ -95,4 +95,25 @@ export function parseFrame<T>(schema: z.ZodType<T>, data: Buffer | string): Pars
     return { ok: false, reason: `invalid ${what}: ${r.error.issues.map((i) => `${i.path.join(".") || "message"}: ${i.message}`).join("; ")}` };
   }
   return { ok: true, message: r.data };
+}
+
+/** RFC 6455 allows 123 bytes of close reason (125 minus the code); ws throws on more. */
+export const MAX_CLOSE_REASON_BYTES = 123;
+
+/**
+ * A close reason that fits: cut by UTF-8 bytes at a character boundary, with "…" when cut. Cutting
+ * by characters let multi-byte text overflow the limit, so close() threw and the peer stayed up.
+ */
+export function closeReason(text: string): string {
+  if (Buffer.byteLength(text) <= MAX_CLOSE_REASON_BYTES) return text;
+  const room = MAX_CLOSE_REASON_BYTES - Buffer.byteLength("…");
+  let out = "";
+  let bytes = 0;
+  for (const ch of text) {
+    const b = Buffer.byteLength(ch);
+    if (bytes + b > room) break;
+    out += ch;
+    bytes += b;
+  }
+  return out + "…";
 }

@@ -1,4 +1,5 @@
 // Wire messages between agent and server, validated by schema on both sides. No I/O.
+import { isIP } from "node:net";
 import { z } from "zod";
 
 export const PROTOCOL_VERSION = 1;
@@ -20,6 +21,15 @@ export const printable = (max: number) => z.string().max(max).regex(/^[\x20-\x7e
 export const CryptoSummary = z.object({ provider: z.string().max(128), fips: z.boolean(), selfTest: z.enum(["passed", "failed", "not-run"]).optional() }).strict();
 export type CryptoSummary = z.infer<typeof CryptoSummary>;
 
+/**
+ * An IP address literal as it can appear in a certificate: no zone id ("fe80::1%eth0" names an
+ * interface on the node, not an address anyone else can reach or a SAN can hold).
+ */
+export const IpAddress = z
+  .string()
+  .max(64)
+  .refine((s) => !s.includes("%") && isIP(s) !== 0, { message: "must be an IPv4 or IPv6 address literal without a zone id (such as %eth0)" });
+
 export const NodeFacts = z
   .object({
     hostname: z.string().min(1).max(253),
@@ -27,7 +37,7 @@ export const NodeFacts = z
     machineId: z.string().max(128).optional(),
     /** DNS names the node answers to, for its serving certificate. */
     names: z.array(z.string().max(253)).max(32).optional(),
-    addresses: z.array(z.string().max(64)).max(128),
+    addresses: z.array(IpAddress).max(128),
     os: z
       .object({ platform: z.string().max(64), distro: z.string().max(128).optional(), release: z.string().max(128).optional(), kernel: z.string().max(128).optional(), arch: z.string().max(32).optional() })
       .optional(),

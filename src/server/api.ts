@@ -13,7 +13,10 @@ import type { Logger } from "../log.js";
 import type { Authority } from "./authority.js";
 import type { Store } from "./store/store.js";
 import { HttpError } from "./http-error.js";
-import { checkToken, FailureLimiter, generateToken, hashSecret, parseToken } from "./tokens.js";
+import { checkToken, FailureLimiter, generateToken, hashSecret, parseToken, type TokenRecord } from "./tokens.js";
+import { applyServerTimeouts, fastifyTimeoutOptions } from "./http-limits.js";
+import { sourceKey } from "./source-key.js";
+import { mayActForNode } from "./lineage.js";
 import { evaluate, type PolicyConfig } from "./policy.js";
 import { sanContext, serverSanPolicy, tokenSans } from "./san-registry.js";
 import { sign } from "./signer.js";
@@ -44,10 +47,14 @@ export function serverTlsOptions(fips: boolean) {
 }
 
 export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
+  const limits = d.config.limits;
   const app = Fastify({
     logger: false,
     bodyLimit: MAX_BODY_BYTES,
+    ...fastifyTimeoutOptions(limits),
     https: {
+      // A TLS handshake that never finishes holds a descriptor like a stalled request does.
+      handshakeTimeout: limits.headersTimeout,
       key: d.tls.keyPem,
       cert: d.tls.certPem,
       ca: d.authority.trustBundle + d.authority.intermediates,
@@ -58,8 +65,11 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       ...serverTlsOptions(!!d.fips),
     },
   });
+  applyServerTimeouts(app.server, limits);
   const policy: PolicyConfig = { ...d.config.policy, ...serverSanPolicy(d.config), fips: !!d.fips, requireFipsNodes: d.config.requireFipsNodes };
   const limiter = new FailureLimiter(d.config.tokens.maxFailures, d.config.tokens.failureWindow, () => d.clock().getTime());
+  // Failed attempts count per source, not per address string (IPv4-mapped, one IPv6 /64).
+  const sourceOf = (req: FastifyRequest) => sourceKey(req.ip, limits.ipv6SourcePrefix);
 
   // Deny by default: every route except the node-facing ones gets the admin check attached to the
   // route itself, so it applies however the URL was spelled (%61dmin reaches the same route).
@@ -74,6 +84,8 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler((err, req, reply) => {
+    // Refused before its body was read (a bad token): do not wait for, or read, the rest.
+    if (!req.raw.complete) reply.header("connection", "close");
     if (err instanceof HttpError) return reply.status(err.status).send(err.body());
     const fe = err as { statusCode?: number; code?: string; message: string };
     if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
@@ -95,42 +107,53 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
   // Fetched by a joining node without trust; the node checks it against its CA pin.
   app.get("/v1/ca", async () => CaBundleResponse.parse({ v: PROTOCOL_VERSION, caBundle: d.authority.trustBundle }));
 
-  app.post("/v1/join", async (req): Promise<JoinResponse> => {
+  // The token is checked as soon as the headers are in, before the body is read: a stranger
+  // without a valid token cannot make the server buffer, parse or wait for anything.
+  const joinTokens = new WeakMap<FastifyRequest, TokenRecord>();
+  const checkJoinToken = async (req: FastifyRequest): Promise<void> => {
     const now = d.clock();
     const source = req.ip;
-    const wait = limiter.retryAfter(source);
+    const key = sourceOf(req);
+    const wait = limiter.retryAfter(key);
     if (wait > 0) {
-      throw new HttpError(429, "rate-limited", `too many failed token attempts from ${source}; retry in ${Math.ceil(wait / 1000)}s`);
+      throw new HttpError(429, "rate-limited", `too many failed token attempts from ${key}; retry in ${Math.ceil(wait / 1000)}s`);
     }
     const presented = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "")?.[1];
     if (!presented) {
-      limiter.fail(source);
+      limiter.fail(key);
       throw new HttpError(401, "token-missing", "send the bootstrap token as 'Authorization: Bearer <token>'");
     }
     const parsed = parseToken(presented);
     const check = checkToken(presented, parsed ? await d.store.getToken(parsed.id) : undefined, now);
     if (!check.ok) {
-      limiter.fail(source);
+      limiter.fail(key);
       await d.store.audit({ time: now, type: "token.rejected", source, reason: check.reason, detail: parsed ? { tokenId: parsed.id, code: check.code } : { code: check.code } });
       throw new HttpError(401, check.code, check.reason);
     }
+    joinTokens.set(req, check.record);
+  };
+
+  app.post("/v1/join", { onRequest: checkJoinToken }, async (req): Promise<JoinResponse> => {
+    const now = d.clock();
+    const source = req.ip;
+    const token = joinTokens.get(req)!;
     const body = JoinRequest.safeParse(req.body);
     if (!body.success) throw new HttpError(400, "invalid-request", describeZodError(body.error));
     const jr = body.data;
     const [client, serving] = await Promise.all([parseCsrOr400(jr.csrs.client, "client"), parseCsrOr400(jr.csrs.serving, "serving")]);
     const deny = async (rule: string, reason: string): Promise<never> => {
-      await d.store.audit({ time: now, type: "join.denied", node: jr.nodeName, source, rule, reason, detail: { tokenId: check.record.id } });
+      await d.store.audit({ time: now, type: "join.denied", node: jr.nodeName, source, rule, reason, detail: { tokenId: token.id } });
       d.logger.warn("join denied", { node: jr.nodeName, source, rule, reason });
       throw new HttpError(403, "denied", reason, rule);
     };
     // SANs come from what the control plane knows: this join's source address, the token's bound SANs, approvals.
-    const sans = await sanContext(d.store, policy, jr.nodeName, serving.sans, now, { joinAddress: source, token: check.record });
-    const decision = evaluate({ nodeName: jr.nodeName, boundNode: check.record.node, facts: jr.facts, client, serving, sans }, policy);
+    const sans = await sanContext(d.store, policy, jr.nodeName, serving.sans, now, { joinAddress: source, token: token });
+    const decision = evaluate({ nodeName: jr.nodeName, boundNode: token.node, facts: jr.facts, client, serving, sans }, policy);
     if (!decision.allowed) return deny(decision.rule, decision.reason);
     // A token that anyone may use must not take over a node that exists (or lift its eviction):
     // that needs a token the operator bound to this node.
     const existing = await d.store.getNode(jr.nodeName);
-    if (existing && check.record.node !== jr.nodeName) {
+    if (existing && token.node !== jr.nodeName) {
       return deny(
         "existing-node",
         `node "${jr.nodeName}" already joined (first seen ${existing.firstSeen.toISOString()}, last seen ${existing.lastSeen.toISOString()}` +
@@ -147,10 +170,13 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       d.random,
     );
     const committed = await d.store.commitJoin({
-      tokenId: check.record.id,
+      tokenId: token.id,
       now,
       node: jr.nodeName,
       joinAddress: source,
+      // Checked again inside the transaction that spends the token: of several joins racing for a
+      // new name with unbound tokens, exactly one creates it.
+      mayReplace: token.node === jr.nodeName,
       facts: jr.facts,
       certificates: [signedClient.record, signedServing.record],
       audit: {
@@ -158,12 +184,15 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
         type: existing ? "join.rejoined" : "join.issued",
         node: jr.nodeName,
         source,
-        detail: { tokenId: check.record.id, client: signedClient.record.serial, serving: signedServing.record.serial, ...(existing?.evictedAt ? { liftedEviction: existing.evictedAt.toISOString() } : {}) },
+        detail: { tokenId: token.id, client: signedClient.record.serial, serving: signedServing.record.serial, ...(existing?.evictedAt ? { liftedEviction: existing.evictedAt.toISOString() } : {}) },
       },
     });
-    if (!committed) {
-      limiter.fail(source);
-      throw new HttpError(401, "token-used", `bootstrap token ${check.record.id} was used up or expired while this request ran: create a new one`);
+    if (committed.code === "existing-node") {
+      return deny("existing-node", `node "${jr.nodeName}" was created by another join while this one ran (first seen ${committed.node.firstSeen.toISOString()}); an unbound bootstrap token cannot take it over: to re-join it, create a token bound to it with 'nodecert token create --node ${jr.nodeName}'`);
+    }
+    if (committed.code === "token-used") {
+      limiter.fail(sourceOf(req));
+      throw new HttpError(401, "token-used", `bootstrap token ${token.id} was used up or expired while this request ran: create a new one`);
     }
     d.logger.info("node joined", { node: jr.nodeName, source, clientSerial: signedClient.record.serial, servingSerial: signedServing.record.serial });
     return {
@@ -190,22 +219,22 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     if (node.evictedAt) return deny(403, "denied", `node "${nodeName}" was evicted at ${node.evictedAt.toISOString()}; it can no longer renew`, "evicted", nodeName);
     const serial = peer.info.serial;
     const newest = (await d.store.latestCertificates(nodeName, "client", 1))[0];
-    if (serial !== newest?.serial && serial !== node.confirmedSerial) {
-      return deny(
+    const lineageDenied = (newestSerial: string | undefined, confirmed: string | undefined) =>
+      deny(
         403,
         "denied",
-        `client certificate ${serial} is neither the newest issued to node "${nodeName}" (${newest?.serial ?? "none"}) nor the last one it used (${node.confirmedSerial ?? "none"}): ` +
+        `client certificate ${serial} is neither the newest issued to node "${nodeName}" (${newestSerial ?? "none"}) nor the last one it used (${confirmed ?? "none"}): ` +
           `an older or copied certificate cannot renew; re-join the node with a bootstrap token`,
         "lineage",
         nodeName,
       );
-    }
+    if (!mayActForNode(serial, { newest: newest?.serial, confirmed: node.confirmedSerial })) return lineageDenied(newest?.serial, node.confirmedSerial);
     const body = RenewRequest.safeParse(req.body);
     if (!body.success) throw new HttpError(400, "invalid-request", describeZodError(body.error));
     const rr = body.data;
     const client = rr.csrs.client ? await parseCsrOr400(rr.csrs.client, "client") : undefined;
     const serving = rr.csrs.serving ? await parseCsrOr400(rr.csrs.serving, "serving") : undefined;
-    const sans = serving ? await sanContext(d.store, policy, nodeName, serving.sans, now, { joinAddress: node.joinAddress }) : undefined;
+    const sans = serving ? await sanContext(d.store, policy, nodeName, serving.sans, now, { joinAddress: node.joinAddress, connectionAddress: source }) : undefined;
     const decision = evaluate({ nodeName, facts: rr.facts, client, serving, sans }, policy);
     if (!decision.allowed) return deny(403, "denied", decision.reason, decision.rule, nodeName);
     const subject = nodeSubject(nodeName);
@@ -216,7 +245,9 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       ? await sign(d.authority.signer, { owner: nodeName, subject, spki: serving.spki, kind: "serving", sans: serving.sans, lifetimeMs: d.config.certificates.maxServingLifetime }, now, d.random)
       : undefined;
     const records = [signedClient?.record, signedServing?.record].filter((r) => r !== undefined);
-    await d.store.commitRenewal({
+    // The lineage is checked again where it is committed: a copy of an old certificate racing the
+    // node's newest cannot have both renewals succeed.
+    const committed = await d.store.commitRenewal({
       now,
       node: nodeName,
       facts: rr.facts,
@@ -224,6 +255,9 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       certificates: records,
       audit: { time: now, type: "renew.issued", node: nodeName, source, detail: { presented: serial, client: signedClient?.record.serial, serving: signedServing?.record.serial } },
     });
+    if (committed.code === "lineage") return lineageDenied(committed.newest, committed.confirmed);
+    if (committed.code === "evicted") return deny(403, "denied", `node "${nodeName}" was evicted at ${committed.at.toISOString()}; it can no longer renew`, "evicted", nodeName);
+    if (committed.code === "unknown-node") return deny(403, "denied", `node "${nodeName}" is not known to this server: join it with a bootstrap token`, "known-node", nodeName);
     d.logger.info("node renewed", { node: nodeName, source, presented: serial, clientSerial: signedClient?.record.serial, servingSerial: signedServing?.record.serial });
     return {
       v: PROTOCOL_VERSION,

@@ -115,18 +115,23 @@ export class CaRotation {
   /** At server start: restore signer and trust for the phase a rotation is in. */
   async resume(current: LoadedCa): Promise<void> {
     const s = await this.state();
-    if (!s || s.phase === "done") return;
-    if (s.phase === "finishing") {
+    if (s && s.phase === "finishing") {
       await this.finishFiles(s);
       this.d.authority.set(await loadCa(this.d.paths));
       await this.saveState({ ...s, phase: "done", finishedAt: this.d.clock().toISOString() });
-      return;
+      this.d.logger.info("CA rotation: finished after a restart; the old CA left the trust bundle", { rotation: s.id });
+    } else if (s && s.phase !== "done") {
+      const next = await loadCa(nextCaPaths(this.d.paths));
+      const cross = await this.ensureCross(current, next);
+      if (s.phase === "prepare") this.d.authority.set(current, next, cross);
+      else this.d.authority.set(next, current, cross);
+      this.d.logger.info("resuming CA rotation", { phase: s.phase, rotation: s.id });
     }
-    const next = await loadCa(nextCaPaths(this.d.paths));
-    const cross = await this.ensureCross(current, next);
-    if (s.phase === "prepare") this.d.authority.set(current, next, cross);
-    else this.d.authority.set(next, current, cross);
-    this.d.logger.info("resuming CA rotation", { phase: s.phase, rotation: s.id });
+    // A process killed between a phase change and writing the admin's ca.crt left it behind the
+    // phase (found by killing the server during finish): write what this phase trusts. Nodes get
+    // the bundle when they reconnect (their hello carries its hash).
+    const admin = await fs.readFile(this.d.paths.adminCa, "utf8").catch(() => undefined);
+    if (admin !== this.d.authority.trustBundle) await writeFileAtomic(this.d.paths.adminCa, this.d.authority.trustBundle, 0o600);
   }
 
   start(o: { caCertPem?: string; caKeyPem?: string }): Promise<CaRotationState> {
@@ -281,7 +286,7 @@ export class CaRotation {
   private async afterTrustChange(): Promise<void> {
     await writeFileAtomic(this.d.paths.adminCa, this.d.authority.trustBundle, 0o600);
     await this.d.reloadTls();
-    for (const node of this.d.hub.connectedNodes()) this.d.hub.send(node, this.d.authority.trustBundleMessage());
+    for (const node of this.d.hub.connectedNodes()) this.d.hub.pushTrustBundle(node, this.d.authority.trustBundleMessage());
   }
 
   private async saveState(s: CaRotationState): Promise<void> {

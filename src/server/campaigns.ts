@@ -8,17 +8,20 @@ import type { Ack } from "../protocol/channel.js";
 import type { KeyAlgorithm } from "../pki/keys.js";
 import type { CampaignNodeRecord, CampaignRecord, Store } from "./store/store.js";
 import type { Hub } from "./hub.js";
+import { backoffDelay } from "../platform/backoff.js";
 
 export interface CampaignOptions {
   /** How long a node may take to ack a rotate command. */
   commandTimeoutMs: number;
   maxAttempts: number;
+  /** Retry n waits a random time in [0, min(retryMaxMs, retryBaseMs * 2^(n-1))] (full jitter). */
   retryBaseMs: number;
+  retryMaxMs: number;
   /** How often timeouts and retries are checked. */
   tickMs: number;
 }
 
-export const DEFAULT_CAMPAIGN_OPTIONS: CampaignOptions = { commandTimeoutMs: 120_000, maxAttempts: 3, retryBaseMs: 10_000, tickMs: 1000 };
+export const DEFAULT_CAMPAIGN_OPTIONS: CampaignOptions = { commandTimeoutMs: 120_000, maxAttempts: 3, retryBaseMs: 10_000, retryMaxMs: 300_000, tickMs: 1000 };
 
 export interface StartCampaign {
   nodes: string[] | "all";
@@ -43,7 +46,7 @@ export class Campaigns {
   onFinished: (c: CampaignRecord) => void = () => {};
 
   constructor(
-    private readonly d: { store: Store; hub: Hub; logger: Logger; clock: () => Date; options: CampaignOptions },
+    private readonly d: { store: Store; hub: Hub; logger: Logger; clock: () => Date; options: CampaignOptions; /** Uniform in [0, 1): retry jitter. */ random?: () => number },
   ) {
     d.hub.on("connect", () => void this.pump());
     d.hub.on("disconnect", (node) => void this.serial(() => this.onDisconnect(node)));
@@ -155,7 +158,9 @@ export class Campaigns {
       this.d.logger.warn("node failed its rotation", { campaign: c.id, node: n.node, reason, attempts: n.attempts });
       return;
     }
-    const delay = this.d.options.retryBaseMs * 2 ** (n.attempts - 1);
+    // Capped and jittered like the agent's reconnects: nodes that failed together (a server
+    // restart, a network blip) do not all come back in the same tick.
+    const delay = backoffDelay(n.attempts - 1, { baseMs: this.d.options.retryBaseMs, capMs: this.d.options.retryMaxMs, random: this.d.random });
     await this.d.store.updateCampaignNode(c.id, n.node, { state: "pending", lastError: reason, commandId: undefined, nextAttemptAt: new Date(this.d.clock().getTime() + delay) });
     this.d.logger.warn("node rotation attempt failed; will retry", { campaign: c.id, node: n.node, reason, attempt: n.attempts, retryInMs: delay });
   }

@@ -21,6 +21,9 @@ export interface PolicyConfig extends SanPolicyConfig {
   requireFipsNodes?: boolean;
 }
 
+/** The only RSA public exponent signed (65537, F4). */
+export const RSA_EXPONENT = 65537n;
+
 export const DEFAULT_POLICY: PolicyConfig = {
   allowedCidrs: ["0.0.0.0/0", "::/0"],
   allowedDnsPatterns: ["^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"],
@@ -102,7 +105,8 @@ export const RULES: Rule[] = [
   {
     name: "csr-signature",
     check: (ctx) => {
-      for (const [kind, csr] of bothCsrs(ctx)) if (!csr.signatureValid) return `the ${kind} CSR's self-signature does not verify`;
+      // A key that cannot even be loaded is refused by key-strength, for what it is.
+      for (const [kind, csr] of bothCsrs(ctx)) if (!csr.signatureValid && !csr.keyProblem) return `the ${kind} CSR's self-signature does not verify`;
       return undefined;
     },
   },
@@ -215,6 +219,12 @@ export const RULES: Rule[] = [
     check: (ctx, cfg) => {
       for (const [kind, csr] of bothCsrs(ctx)) {
         const alg = csr.keyAlgorithm;
+        if (csr.keyProblem) return `the ${kind} CSR's key is refused: ${csr.keyProblem}`;
+        // With e = 1 any value "verifies", so the CSR proves no private key; small or odd exponents
+        // are what no standard key generator makes. Only F4 is accepted, as in the CA/B Baseline profile.
+        if (csr.rsaPublicExponent !== undefined && csr.rsaPublicExponent !== RSA_EXPONENT) {
+          return `the ${kind} CSR's RSA key has public exponent ${csr.rsaPublicExponent}; only ${RSA_EXPONENT} is accepted`;
+        }
         if (csr.keyDescription.startsWith("RSA") && (csr.keyBits ?? 0) < cfg.minRsaBits) {
           return `the ${kind} CSR's key is ${csr.keyDescription}; RSA keys need at least ${cfg.minRsaBits} bits`;
         }

@@ -21,6 +21,8 @@ import { registerAdminRoutes } from "./admin-api.js";
 import { registerSanRoutes } from "./san-admin.js";
 import { serverSanPolicy } from "./san-registry.js";
 import { DEFAULT_SERVICE_CERT_CHECK_MS, ServiceCertRenewal, type SetTimer } from "./service-cert-renewal.js";
+import { ConnectionCap } from "./http-limits.js";
+import { uniform } from "../util/random.js";
 
 export interface RunOptions {
   dir: string;
@@ -51,6 +53,8 @@ export interface RunningServer {
   authority: Authority;
   store: Store;
   hub: Hub;
+  /** Connections per source on the HTTPS listener. */
+  connectionCap: ConnectionCap;
   campaigns: Campaigns;
   caRotation: CaRotation;
   /** Keeps the server's TLS and admin certificates valid (checked at start and on a timer). */
@@ -71,8 +75,9 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   // What the server presents: its certificate file, then (once a rotation's new CA signs) the
   // cross-certificate that lets nodes anchored in the old CA verify it.
   const servedTls = async () => ({ certPem: (await fs.readFile(paths.tlsCert, "utf8")) + authority.tlsChainExtra, keyPem: await fs.readFile(paths.tlsKey, "utf8") });
-  const hub = new Hub({ store, authority, logger: o.logger, clock, heartbeatMs: o.heartbeatMs ?? 30_000 });
-  const campaigns = new Campaigns({ store, hub, logger: o.logger, clock, options: { ...DEFAULT_CAMPAIGN_OPTIONS, ...(o.campaignOptions ?? {}) } });
+  const connectionCap = new ConnectionCap(config.limits, o.logger, () => clock().getTime());
+  const hub = new Hub({ store, authority, logger: o.logger, clock, heartbeatMs: o.heartbeatMs ?? 30_000, limits: config.channel, onChannelOpen: (socket) => connectionCap.release(socket) });
+  const campaigns = new Campaigns({ store, hub, logger: o.logger, clock, random: uniform, options: { ...DEFAULT_CAMPAIGN_OPTIONS, ...(o.campaignOptions ?? {}) } });
   let app: FastifyInstance | undefined;
   // Hot-swaps the TLS identity and client-CA list into the listening server; before it listens,
   // buildApi reads the files itself.
@@ -129,9 +134,10 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     },
   });
   hub.attach(app.server);
+  connectionCap.attach(app.server);
   // A node whose trust bundle is stale (offline during a CA rotation, say) gets the current one.
   hub.on("hello", (node, hello) => {
-    if (hello.trustBundleSha256 !== bundleSha256(authority.trustBundle)) hub.send(node, authority.trustBundleMessage());
+    if (hello.trustBundleSha256 !== bundleSha256(authority.trustBundle)) hub.pushTrustBundle(node, authority.trustBundleMessage());
   });
   const { host, port } = parseListen(config.listen);
   try {
@@ -162,6 +168,7 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     authority,
     store,
     hub,
+    connectionCap,
     campaigns,
     caRotation,
     serviceCerts,

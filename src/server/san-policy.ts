@@ -119,9 +119,12 @@ export function controlPlaneSans(o: { sans: string[]; listenHost?: string; apiSe
 }
 
 /** The permissions of one node, from the sources the control plane trusts. */
-export function allowedSans(node: string, i: { joinAddress?: string; grants: SanGrant[]; nodeGroups: NodeGroup[] }): AllowedSans {
+export function allowedSans(node: string, i: { joinAddress?: string; connectionAddress?: string; grants: SanGrant[]; nodeGroups: NodeGroup[] }): AllowedSans {
   const a: AllowedSans = { dns: new Map([[node, "node-name"]]), ip: new Map(), cidrs: [] };
   if (i.joinAddress && isIP(i.joinAddress)) a.ip.set(normalizeIp(i.joinAddress), "join-address");
+  // The source of a renewal the node authenticated with its client certificate: observed by the
+  // control plane, not claimed by the node, so an address change (DHCP) needs no operator.
+  if (i.connectionAddress && isIP(i.connectionAddress) && !a.ip.has(normalizeIp(i.connectionAddress))) a.ip.set(normalizeIp(i.connectionAddress), "renewal-address");
   for (const g of i.grants) {
     if (g.kind === "dns" && !a.dns.has(g.value)) a.dns.set(g.value, g.source);
     else if (g.kind === "ip" && !a.ip.has(g.value)) a.ip.set(g.value, g.source);

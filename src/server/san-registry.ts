@@ -38,12 +38,13 @@ export async function sanContext(
   node: string,
   requested: SanSet,
   now: Date,
-  o: { joinAddress?: string; token?: TokenRecord },
+  o: { joinAddress?: string; connectionAddress?: string; token?: TokenRecord },
 ): Promise<SanContext> {
   const grants = [...(await store.listSanGrants(node)), ...(o.token ? tokenGrants(o.token.id, o.token.sans, now) : [])];
   const joinAddress = o.joinAddress && isIP(o.joinAddress) ? normalizeIp(o.joinAddress) : undefined;
+  const connectionAddress = o.connectionAddress && isIP(o.connectionAddress) ? normalizeIp(o.connectionAddress) : undefined;
   const list = [...requested.dns.map((value) => ({ kind: "dns" as const, value })), ...requested.ip.map((value) => ({ kind: "ip" as const, value }))];
-  return { allowed: allowedSans(node, { joinAddress, grants, nodeGroups: policy.nodeGroups }), heldByOthers: await heldByOthers(store, node, list, now) };
+  return { allowed: allowedSans(node, { joinAddress, connectionAddress, grants, nodeGroups: policy.nodeGroups }), heldByOthers: await heldByOthers(store, node, list, now) };
 }
 
 /**

@@ -54,7 +54,7 @@ export class RequestFailed extends Error {
 
 export function requestJson(
   url: string,
-  o: { method?: string; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string>; tls: ClientTls; timeoutMs?: number; maxBytes?: number },
+  o: { method?: string; localAddress?: string; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string>; tls: ClientTls; timeoutMs?: number; maxBytes?: number },
 ): Promise<JsonResponse> {
   const u = new URL(url);
   if (u.protocol !== "https:") return Promise.reject(new RequestFailed(`${url}: only https:// URLs are allowed`));
@@ -78,6 +78,7 @@ export function requestJson(
         maxVersion: "TLSv1.3",
         ...processTlsOptions(),
         agent: false,
+        localAddress: o.localAddress,
         timeout: o.timeoutMs ?? 15_000,
       },
       (res) => {

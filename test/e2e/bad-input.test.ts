@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import https from "node:https";
 import path from "node:path";
-import { FakeClock, nodecert, random, startServer, tempDir, type TestServer } from "../support/helpers.js";
+import { FakeClock, nodecert, random, requireTool, startServer, tempDir, type TestServer } from "../support/helpers.js";
 import { nodeLayout } from "../../src/agent/layout.js";
 import { requestJson } from "../../src/util/https-client.js";
 import { createNodeCsr, nodeSubject, parseCsr } from "../../src/pki/csr.js";
@@ -11,6 +11,8 @@ import { subtle, x509 } from "../../src/crypto/provider.js";
 import { PROTOCOL_VERSION, type JoinRequest } from "../../src/protocol/messages.js";
 import { loadCa } from "../../src/server/ca.js";
 import { sign } from "../../src/server/signer.js";
+import { opensslCsr, pem, withRsaExponentOne } from "../support/hostile-csr.js";
+import { joinRaw } from "../support/node-client.js";
 
 const facts = { hostname: "node-b", addresses: ["127.0.0.1"], agentVersion: "test" };
 
@@ -146,6 +148,62 @@ describe("e2e: bad input gets a clear error and changes nothing", function () {
     assert.equal((r.body as { rule: string }).rule, "key-strength");
     assert.match((r.body as { reason: string }).reason, /RSA 1024; RSA keys need at least 2048 bits/);
     await expectNothingStored("node-b");
+  });
+
+  it("RSA CSRs with public exponent 1 and 3 (openssl): join and renewal 403 by rule 'key-strength', nothing signed", async function () {
+    requireTool(this, "openssl");
+    const rsa = (exp?: number) => ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", ...(exp ? ["-pkeyopt", `rsa_keygen_pubexp:${exp}`] : [])];
+    const made = await opensslCsr({ nodeName: "node-b", kind: "client", genpkey: rsa() });
+    const e1Client = pem(withRsaExponentOne(made.der, made.keyFile));
+    const e3Serving = pem((await opensslCsr({ nodeName: "node-b", kind: "serving", sans: ["node-b", "127.0.0.1"], genpkey: rsa(3) })).der);
+    for (const [what, patch, re] of [
+      ["e = 1 client", { client: e1Client }, /client CSR's RSA key has public exponent 1; only 65537/],
+      ["e = 3 serving", { serving: e3Serving }, /serving CSR's RSA key has public exponent 3; only 65537/],
+    ] as const) {
+      const token = await server.createToken();
+      const body = await joinBody();
+      Object.assign(body.csrs, patch);
+      const r = await post(body, token);
+      assert.equal(r.status, 403, what);
+      assert.equal((r.body as { rule: string }).rule, "key-strength", what);
+      assert.match((r.body as { reason: string }).reason, re);
+      await expectNothingStored("node-b");
+    }
+    // Renewal: a joined node asking for an e = 3 serving certificate.
+    const joined = await joinRaw(server, "node-e3", await server.createToken());
+    const serving = pem((await opensslCsr({ nodeName: "node-e3", kind: "serving", sans: ["node-e3", "127.0.0.1"], genpkey: rsa(3) })).der);
+    const before = (await server.store.listCertificates("node-e3")).length;
+    const r = await requestJson(`${server.url}/v1/renew`, { body: { v: 1, facts: { ...facts, hostname: "node-e3" }, csrs: { serving } }, tls: { ca, cert: joined.credential!.pem, key: joined.credential!.pem } });
+    assert.equal(r.status, 403);
+    assert.equal((r.body as { rule: string }).rule, "key-strength");
+    assert.equal((await server.store.listCertificates("node-e3")).length, before, "nothing signed");
+  });
+
+  it("node facts with an IPv6 zone id or a non-address: 400 naming the field, token not spent", async () => {
+    const token = await server.createToken();
+    for (const bad of ["fe80::1%eth0", "::1%1", "127.0.0.1%lo", "not-an-ip", "1.2.3.4.5", "::ffff:1.2.3.4%x", ""]) {
+      const body = await joinBody();
+      body.facts = { ...facts, addresses: ["127.0.0.1", bad] };
+      const r = await post(body, token);
+      assert.equal(r.status, 400, `${JSON.stringify(bad)}: ${JSON.stringify(r.body)}`);
+      assert.match((r.body as { reason: string }).reason, /^facts\.addresses\.1: must be an IPv4 or IPv6 address literal without a zone id/, JSON.stringify(bad));
+    }
+    assert.equal((await server.store.getToken(token.split(".")[0]))!.usesLeft, 1);
+    await expectNothingStored("node-b");
+  });
+
+  it("a bad token is refused before the body is read: 401 while the body is still on its way, then the connection is closed", async () => {
+    const { connect } = await import("node:tls");
+    const socket = connect({ host: "127.0.0.1", port: server.port, ca, minVersion: "TLSv1.3", servername: "localhost" });
+    await new Promise((r, j) => (socket.once("secureConnect", r), socket.once("error", j)));
+    // Promise 60 KB, send none of it.
+    socket.write("POST /v1/join HTTP/1.1\r\nhost: x\r\nauthorization: Bearer abcdef.0123456789abcdef\r\ncontent-type: application/json\r\ncontent-length: 60000\r\n\r\n");
+    let answer = "";
+    socket.on("data", (d) => (answer += d));
+    await new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    assert.match(answer, /^HTTP\/1\.1 401 /);
+    assert.match(answer, /token-invalid/);
+    assert.match(answer, /connection: close/i);
   });
 
   it("garbage, malformed and oversized bodies: 400/413 with reasons, and the server stays up", async () => {

@@ -189,4 +189,31 @@ describe("e2e: a hostile node cannot get serving certificates for names and addr
       await agent.close();
     }
   });
+  it("a renewal may add the address the node renews from (seen by the control plane, not claimed), and only that one", async () => {
+    // Loopback stands in for a node's network here: 127.0.0.x addresses are allowed on this server.
+    const s = await startServer({ overrides: { policy: { allowLoopbackSans: true } } });
+    try {
+      const join = async (node: string, sans: string) => {
+        const client = await opensslCsr(node, "client");
+        const serving = await opensslCsr(node, "serving", sans);
+        const r = await requestJson(`${s.url}/v1/join`, { body: { v: PROTOCOL_VERSION, nodeName: node, facts: facts(node), csrs: { client: client.csr, serving: serving.csr } }, headers: { authorization: `Bearer ${await s.createToken()}` }, tls: { ca: s.ca.bundlePem } });
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        return { ca: s.ca.bundlePem, cert: (r.body as { certificates: { client: string } }).certificates.client, key: client.key };
+      };
+      const renewFrom = async (node: string, tls: { ca: string; cert: string; key: string }, localAddress: string, sans: string) =>
+        requestJson(`${s.url}/v1/renew`, { localAddress, body: { v: PROTOCOL_VERSION, facts: facts(node), csrs: { serving: (await opensslCsr(node, "serving", sans)).csr } }, tls });
+      const moved = await join("moved-1", "DNS:moved-1,IP:127.0.0.1");
+      // Its address changed (DHCP): it renews from 127.0.0.5 and asks for it.
+      const r = await renewFrom("moved-1", moved, "127.0.0.5", "DNS:moved-1,IP:127.0.0.5");
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(await opensslSans((r.body as { certificates: { serving: string } }).certificates.serving), "DNS:moved-1, IP Address:127.0.0.5");
+      // An address it does not renew from is still its own claim only.
+      const claim = await renewFrom("moved-1", moved, "127.0.0.5", "DNS:moved-1,IP:127.0.0.6");
+      assert.equal((claim.body as { rule: string }).rule, "serving-sans-owned", JSON.stringify(claim.body));
+      // That another node can never take it this way is proven in test/server/policy.test.ts: here,
+      // with loopback allowed, 127.0.0.x names this host for every node, so no node holds it.
+    } finally {
+      await s.close();
+    }
+  });
 });

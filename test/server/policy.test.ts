@@ -6,6 +6,7 @@ import { subtle, x509 } from "../../src/crypto/provider.js";
 import { run, requireTool } from "../support/helpers.js";
 import { allowedSans, controlPlaneSans, sanKey, type SanContext, type SanHolder } from "../../src/server/san-policy.js";
 import type { SanGrant } from "../../src/server/store/store.js";
+import { opensslCsr, pem, withPointOffCurve, withRsaExponentOne } from "../support/hostile-csr.js";
 
 const facts = { hostname: "worker-1", fqdn: "worker-1.example.internal", addresses: ["10.0.0.7", "fd00::7"], agentVersion: "test" };
 
@@ -31,9 +32,9 @@ const nodeName: x509.JsonName = [{ O: ["system:nodes"] }, { CN: ["system:node:wo
 const grant = (kind: SanGrant["kind"], value: string, source = "operator"): SanGrant => ({ kind, value, source, createdAt: new Date(0) });
 
 /** What the control plane knows about worker-1: it joined from 10.0.0.7; an operator approved the rest. */
-function sanCtx(o: { grants?: SanGrant[]; held?: [string, SanHolder][]; joinAddress?: string; nodeGroups?: PolicyConfig["nodeGroups"]; node?: string } = {}): SanContext {
+function sanCtx(o: { grants?: SanGrant[]; held?: [string, SanHolder][]; joinAddress?: string; connectionAddress?: string; nodeGroups?: PolicyConfig["nodeGroups"]; node?: string } = {}): SanContext {
   const grants = o.grants ?? [grant("dns", "worker-1.example.internal"), grant("ip", "fd00::7")];
-  return { allowed: allowedSans(o.node ?? "worker-1", { joinAddress: o.joinAddress ?? "10.0.0.7", grants, nodeGroups: o.nodeGroups ?? [] }), heldByOthers: new Map(o.held ?? []) };
+  return { allowed: allowedSans(o.node ?? "worker-1", { joinAddress: o.joinAddress ?? "10.0.0.7", connectionAddress: o.connectionAddress, grants, nodeGroups: o.nodeGroups ?? [] }), heldByOthers: new Map(o.held ?? []) };
 }
 
 async function ctx(over: Partial<RequestContext> = {}): Promise<RequestContext> {
@@ -128,6 +129,13 @@ describe("server/policy: named approval rules", () => {
     // Without the approvals, only the node name and the join address are left.
     denied(evaluate(await ctx({ sans: sanCtx({ grants: [] }) }), DEFAULT_POLICY), "serving-sans-owned", /DNS SAN "worker-1.example.internal"/);
     assert.equal(evaluate(await ctx({ sans: sanCtx({ grants: [] }), ...(await csrs({ sans: ["worker-1", "10.0.0.7"] })) }), DEFAULT_POLICY).allowed, true);
+    // The address an authenticated renewal came from is the control plane's own observation...
+    const moved = await csrs({ sans: ["worker-1", "10.0.0.9"] });
+    denied(evaluate(await ctx({ sans: sanCtx({ grants: [] }), ...moved }), DEFAULT_POLICY), "serving-sans-owned", /IP SAN 10\.0\.0\.9/);
+    assert.equal(evaluate(await ctx({ sans: sanCtx({ grants: [], connectionAddress: "::ffff:10.0.0.9" }), ...moved }), DEFAULT_POLICY).allowed, true);
+    // ...but it never takes an address another node holds.
+    const held = sanCtx({ grants: [], connectionAddress: "10.0.0.9", held: [[sanKey("ip", "10.0.0.9"), { node: "worker-2", via: "certificate" }]] });
+    denied(evaluate(await ctx({ sans: held, ...moved }), DEFAULT_POLICY), "serving-san-other-node", /10\.0\.0\.9/);
     denied(evaluate(await ctx({ sans: undefined }), DEFAULT_POLICY), "serving-sans-owned", /could not tell/);
   });
 
@@ -203,6 +211,39 @@ describe("server/policy: named approval rules", () => {
     const ed = await ctx({ ...(await csrs({ alg: "Ed25519" })) });
     assert.equal(evaluate(ed, DEFAULT_POLICY).allowed, true);
     denied(evaluate(ed, { ...DEFAULT_POLICY, allowedKeyAlgorithms: ["ECDSA-P256"] }), "key-strength", /Ed25519; this server allows ECDSA-P256/);
+  });
+
+  describe("key-strength: degenerate keys (CSRs made with the openssl CLI, patched by hand)", function () {
+    before(function () {
+      requireTool(this, "openssl");
+    });
+    const rsa = (exp?: number) => ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", ...(exp ? ["-pkeyopt", `rsa_keygen_pubexp:${exp}`] : [])];
+
+    it("an RSA key with e = 1 proves no private key: its padded-digest 'signature' verifies, and key-strength refuses it", async () => {
+      const made = await opensslCsr({ nodeName: "worker-1", kind: "client", genpkey: rsa() });
+      const client = await parseCsr(pem(withRsaExponentOne(made.der, made.keyFile)));
+      assert.equal(client.signatureValid, true, "with e = 1 any value equal to the padded digest verifies");
+      assert.equal(client.rsaPublicExponent, 1n);
+      denied(evaluate(await ctx({ client }), DEFAULT_POLICY), "key-strength", /the client CSR's RSA key has public exponent 1; only 65537 is accepted/);
+    });
+
+    it("an RSA key with e = 3 (openssl genpkey rsa_keygen_pubexp:3) is refused; e = 65537 from the same tool is signed", async () => {
+      const e3 = await opensslCsr({ nodeName: "worker-1", kind: "serving", sans: ["worker-1", "10.0.0.7"], genpkey: rsa(3) });
+      const serving = await parseCsr(pem(e3.der));
+      assert.equal(serving.signatureValid, true);
+      denied(evaluate(await ctx({ serving }), DEFAULT_POLICY), "key-strength", /the serving CSR's RSA key has public exponent 3; only 65537 is accepted/);
+      const f4 = await opensslCsr({ nodeName: "worker-1", kind: "serving", sans: ["worker-1", "10.0.0.7"], genpkey: rsa() });
+      assert.deepEqual(evaluate(await ctx({ serving: await parseCsr(pem(f4.der)) }), DEFAULT_POLICY), { allowed: true });
+    });
+
+    it("an EC point that is not on the curve is refused by key-strength (OpenSSL will not load it)", async () => {
+      const made = await opensslCsr({ nodeName: "worker-1", kind: "client", genpkey: ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"] });
+      const good = await parseCsr(pem(made.der));
+      assert.equal(good.keyAlgorithm, "ECDSA-P256");
+      const client = await parseCsr(pem(withPointOffCurve(made.der)));
+      assert.equal(client.keyAlgorithm, undefined);
+      denied(evaluate(await ctx({ client }), DEFAULT_POLICY), "key-strength", /the client CSR's key is refused: its EC public point is not on the named curve/);
+    });
   });
 
   describe("FIPS rules", () => {

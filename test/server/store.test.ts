@@ -24,9 +24,9 @@ describe("server/store/sqlite (a real SQLite file)", () => {
   it("spends a single-use token exactly once, atomically with the node's certificates", async () => {
     const s = new SqliteStore(path.join(tempDir(), "s.db"));
     await s.insertToken({ id: "abcdef", secretHash: hashSecret("x"), usesLeft: 1, expiresAt: new Date(clock.t + 60_000), createdAt: clock.now() });
-    const commit = (serial: string) => s.commitJoin({ tokenId: "abcdef", now: clock.now(), node: "n1", facts, certificates: [cert(serial)], audit: { time: clock.now(), type: "join.issued", node: "n1" } });
-    assert.equal(await commit("01"), true);
-    assert.equal(await commit("02"), false);
+    const commit = (serial: string, node: string) => s.commitJoin({ tokenId: "abcdef", now: clock.now(), node, facts, certificates: [cert(serial)], audit: { time: clock.now(), type: "join.issued", node } });
+    assert.equal((await commit("01", "n1")).code, "ok");
+    assert.equal((await commit("02", "n2")).code, "token-used");
     assert.deepEqual((await s.listCertificates("n1")).map((c) => c.serial), ["01"], "the refused join recorded nothing");
     assert.equal((await s.getToken("abcdef"))!.usesLeft, 0);
     assert.equal((await s.listAudit()).length, 1);
@@ -36,7 +36,7 @@ describe("server/store/sqlite (a real SQLite file)", () => {
   it("does not spend an expired token", async () => {
     const s = new SqliteStore(path.join(tempDir(), "s.db"));
     await s.insertToken({ id: "abcdef", secretHash: hashSecret("x"), usesLeft: 5, expiresAt: clock.now(), createdAt: clock.now() });
-    assert.equal(await s.commitJoin({ tokenId: "abcdef", now: clock.now(), node: "n1", facts, certificates: [cert("03")], audit: { time: clock.now(), type: "join.issued" } }), false);
+    assert.equal((await s.commitJoin({ tokenId: "abcdef", now: clock.now(), node: "n1", facts, certificates: [cert("03")], audit: { time: clock.now(), type: "join.issued" } })).code, "token-used");
     await s.close();
   });
 

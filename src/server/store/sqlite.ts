@@ -1,7 +1,7 @@
 // SQLite-backed store (better-sqlite3). The schema is versioned with PRAGMA user_version.
 import Database from "better-sqlite3";
 import { chmodSync, existsSync } from "node:fs";
-import type { AuditEvent, CampaignNodeQuery, CampaignNodeRecord, CampaignNodeState, CampaignRecord, IssuedCertRecord, JoinCommit, NodeRecord, NodeReport, RenewalCommit, SanGrant, SanHolding, Store } from "./store.js";
+import type { AuditEvent, CampaignNodeQuery, CampaignNodeRecord, CampaignNodeState, CampaignRecord, IssuedCertRecord, JoinCommit, JoinOutcome, NodeRecord, NodeReport, RenewalCommit, RenewalOutcome, SanGrant, SanHolding, Store } from "./store.js";
 import { tokenGrants, type TokenRecord } from "../tokens.js";
 import { normalizeIp, type SanSet } from "../../pki/names.js";
 
@@ -246,19 +246,30 @@ export class SqliteStore implements Store {
     };
   }
 
-  async commitJoin(c: JoinCommit): Promise<boolean> {
-    return this.db.transaction(() => {
+  async commitJoin(c: JoinCommit): Promise<JoinOutcome> {
+    // IMMEDIATE: the write lock is taken before the read, so another process's join for the same
+    // name cannot slip in between the existence check and the insert.
+    return this.db.transaction((): JoinOutcome => {
+      const row = this.db.prepare(`SELECT * FROM nodes WHERE name = ?`).get(c.node) as NodeRow | undefined;
+      const existing = row ? nodeFromRow(row) : undefined;
+      if (existing && !c.mayReplace) return { code: "existing-node", node: existing };
       const spent = this.db
         .prepare(`UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0 AND expires_at > ?`)
         .run(c.tokenId, c.now.getTime());
-      if (spent.changes !== 1) return false;
+      if (spent.changes !== 1) return { code: "token-used" };
       this.upsertNode(c.node, c.facts, c.now, c.joinAddress);
       const bound = this.db.prepare(`SELECT sans FROM tokens WHERE id = ?`).get(c.tokenId) as { sans: string | null } | undefined;
       if (bound?.sans) this.insertGrants(c.node, tokenGrants(c.tokenId, JSON.parse(bound.sans) as TokenRecord["sans"], c.now));
       for (const cert of c.certificates) this.insertCert(cert);
       this.insertAudit(c.audit);
-      return true;
-    })();
+      return { code: "ok", replaced: existing };
+    }).immediate();
+  }
+
+  private newestClientSerial(node: string): string | undefined {
+    // Insertion order (see latestCertificates).
+    const r = this.db.prepare(`SELECT serial FROM certificates WHERE node = ? AND kind = 'client' ORDER BY rowid DESC LIMIT 1`).get(node) as { serial: string } | undefined;
+    return r?.serial;
   }
 
   /**
@@ -329,12 +340,29 @@ export class SqliteStore implements Store {
     return rows.map(certFromRow);
   }
 
-  async commitRenewal(c: RenewalCommit): Promise<void> {
-    this.db.transaction(() => {
+  async commitRenewal(c: RenewalCommit): Promise<RenewalOutcome> {
+    return this.db.transaction((): RenewalOutcome => {
+      const row = this.db.prepare(`SELECT confirmed_serial, evicted_at FROM nodes WHERE name = ?`).get(c.node) as { confirmed_serial: string | null; evicted_at: number | null } | undefined;
+      if (!row) return { code: "unknown-node" };
+      if (row.evicted_at !== null) return { code: "evicted", at: new Date(row.evicted_at) };
+      const newest = this.newestClientSerial(c.node);
+      if (c.confirmedSerial !== newest && c.confirmedSerial !== row.confirmed_serial) return { code: "lineage", newest, confirmed: row.confirmed_serial ?? undefined };
       this.db.prepare(`UPDATE nodes SET facts = ?, last_seen = ?, confirmed_serial = ? WHERE name = ?`).run(JSON.stringify(c.facts), c.now.getTime(), c.confirmedSerial, c.node);
       for (const cert of c.certificates) this.insertCert(cert);
       this.insertAudit(c.audit);
-    })();
+      return { code: "ok" };
+    }).immediate();
+  }
+
+  async confirmClientSerial(node: string, serial: string): Promise<boolean> {
+    return this.db.transaction((): boolean => {
+      const row = this.db.prepare(`SELECT confirmed_serial FROM nodes WHERE name = ?`).get(node) as { confirmed_serial: string | null } | undefined;
+      if (!row) return false;
+      if (row.confirmed_serial === serial) return true;
+      if (this.newestClientSerial(node) !== serial) return false;
+      this.db.prepare(`UPDATE nodes SET confirmed_serial = ? WHERE name = ?`).run(serial, node);
+      return true;
+    }).immediate();
   }
 
   async recordReport(name: string, report: NodeReport, at: Date): Promise<void> {

@@ -111,6 +111,11 @@ export interface JoinCommit {
   node: string;
   /** Where the join came from: a serving SAN the node may hold from then on. */
   joinAddress?: string;
+  /**
+   * The token is bound to this node, so it may replace an existing node of that name (re-join,
+   * lifting an eviction). Without it (the default) the commit refuses a name that exists by then.
+   */
+  mayReplace?: boolean;
   facts: NodeFacts;
   certificates: IssuedCertRecord[];
   audit: AuditEvent;
@@ -120,27 +125,58 @@ export interface RenewalCommit {
   now: Date;
   node: string;
   facts: NodeFacts;
+  /** The client certificate the node authenticated with; it becomes the confirmed one. */
   confirmedSerial: string;
   certificates: IssuedCertRecord[];
   audit: AuditEvent;
 }
 
+/** What a join commit did; the route maps each code to an answer. */
+export type JoinOutcome =
+  | { code: "ok"; replaced?: NodeRecord }
+  /** The token was spent or expired while the request ran. */
+  | { code: "token-used" }
+  /** Another join created the node first and this token may not replace it. */
+  | { code: "existing-node"; node: NodeRecord };
+
+/** What a renewal commit did. */
+export type RenewalOutcome =
+  | { code: "ok" }
+  | { code: "unknown-node" }
+  | { code: "evicted"; at: Date }
+  /** The presented certificate is neither the newest issued nor the confirmed one (any more). */
+  | { code: "lineage"; newest?: string; confirmed?: string };
+
 export interface Store {
   insertToken(t: TokenRecord): Promise<void>;
   getToken(id: string): Promise<TokenRecord | undefined>;
   /**
-   * Atomically spends one use of the token (if still valid at `now`) and records the node,
-   * its join address, its certificates, the token's bound SANs as the node's grants, and the
-   * audit event. Returns false, recording nothing, if the token was spent or expired meanwhile.
+   * In one transaction: checks that the node does not exist (unless `mayReplace`), spends one use
+   * of the token (if still valid at `now`) and records the node, its join address, its
+   * certificates, the token's bound SANs as the node's grants, and the audit event. Any other
+   * outcome than "ok" records nothing, so exactly one of several concurrent joins for a new name
+   * creates it.
    */
-  commitJoin(c: JoinCommit): Promise<boolean>;
+  commitJoin(c: JoinCommit): Promise<JoinOutcome>;
   recordCertificate(c: IssuedCertRecord): Promise<void>;
   getCertificate(serial: string): Promise<IssuedCertRecord | undefined>;
   listCertificates(node?: string): Promise<IssuedCertRecord[]>;
   /** Newest first, by the order they were recorded (never by a clock). */
   latestCertificates(node: string, kind: IssuedKind, limit: number): Promise<IssuedCertRecord[]>;
-  /** Records a renewal's certificates, the node's facts and the serial it authenticated with, atomically. */
-  commitRenewal(c: RenewalCommit): Promise<void>;
+  /**
+   * In one transaction: checks the lineage again (the presented serial must still be the node's
+   * newest client certificate or its confirmed one, and the node known and not evicted), then
+   * records the certificates, the facts and the presented serial as confirmed. Any other outcome
+   * than "ok" records nothing, so two renewals racing with an old and a new certificate cannot
+   * both win.
+   */
+  commitRenewal(c: RenewalCommit): Promise<RenewalOutcome>;
+  /**
+   * The node proved it holds `serial` (e.g. on the channel): if that is its newest client
+   * certificate, it becomes the confirmed one, and every older certificate can no longer renew
+   * or connect. Returns whether `serial` is now the confirmed serial.
+   */
+  confirmClientSerial(node: string, serial: string): Promise<boolean>;
   setEvicted(name: string, at: Date | undefined): Promise<void>;
   recordReport(name: string, report: NodeReport, at: Date): Promise<void>;
   createCampaign(c: CampaignRecord, nodes: string[]): Promise<void>;

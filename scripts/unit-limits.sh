@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# What open-file limit do the shipped units really give nodecert, under their SystemCallFilter?
+#
+# No systemd runs as PID 1 here, so this starts a real one: /lib/systemd/systemd as PID 1 of
+# private PID, mount and cgroup namespaces (unshare), with the repository's unit file as a runtime
+# unit and a drop-in that only points it at this checkout and a throw-away state directory
+# (ExecStart=, no LoadCredential=, DefaultDependencies=no so nothing but the unit starts). Every
+# sandbox setting of the unit (LimitNOFILE=, SystemCallFilter=, NoNewPrivileges=, capabilities)
+# is applied by systemd itself. It then reads /proc/<pid>/limits and the seccomp mode of the node
+# process the unit started. Cases:
+#   server            the unit as shipped
+#   server-soft       + LimitNOFILE=1024:<hard>: does Node raise its soft limit under the filter?
+#   server-soft-deny  + SystemCallFilter=~prlimit64 setrlimit: the control (the raise must fail)
+#   agent             the agent unit as shipped (paths under the private /var/lib)
+# Prints one JSON object per case. Needs root (mounts, namespaces). Nothing outside the private
+# mount namespace is written except a temporary directory, removed at the end.
+#
+#   sudo bash scripts/unit-limits.sh [case ...]
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+systemd=/lib/systemd/systemd
+[ -x "$systemd" ] || { echo "no $systemd" >&2; exit 2; }
+command -v unshare >/dev/null || { echo "no unshare (util-linux)" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "run as root: it mounts and creates namespaces" >&2; exit 2; }
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || cases=(server server-soft server-soft-deny agent)
+
+work=$(mktemp -d /tmp/nodecert-unit-limits-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$repo/bin/nodecert" server init --dir "$work/server" --listen "127.0.0.1:$port" --san 127.0.0.1 >/dev/null 2>&1
+hard=$(ulimit -Hn)
+
+# The script PID 1 runs: private /run, /tmp and /var/lib, no enabled units from /etc, then systemd.
+cat > "$work/inner.sh" <<'EOF'
+#!/bin/sh
+set -eu
+unit=$1; dropin=$2; state=$3
+mount -t tmpfs tmpfs /run
+name=$(basename "$unit")
+mkdir -p "/run/systemd/system/$name.d" /run/empty
+cp "$unit" "/run/systemd/system/$name"
+cp "$dropin" "/run/systemd/system/$name.d/zz-proof.conf"
+mount --bind /run/empty /etc/systemd/system
+mount -t tmpfs tmpfs /var/lib
+mkdir -p /var/lib/nodecert-server /var/lib/agentroot
+mount --bind "$state" /var/lib/nodecert-server
+cp "$state/agent.yaml" /var/lib/agentroot/agent.yaml
+mount -t tmpfs tmpfs /tmp
+exec env container=nodecert-unit-limits /lib/systemd/systemd --system --unit="$name" --log-target=console
+EOF
+chmod +x "$work/inner.sh"
+
+printf 'root: /var/lib/agentroot\nserver: https://127.0.0.1:%s\nhealthListen: 127.0.0.1:0\nhooks: []\n' "$port" > "$work/agent.yaml"
+
+run_case() {
+  local c=$1 unit dropin="$work/$1.conf" match
+  case $c in
+    server*) unit=$repo/systemd/nodecert-server.service; match="server run --dir /var/lib/nodecert-server" ;;
+    agent) unit=$repo/systemd/nodecert-agent.service; match="agent --config /var/lib/agentroot/agent.yaml" ;;
+    *) echo "unknown case $c" >&2; return 1 ;;
+  esac
+  cp "$work/agent.yaml" "$work/server/agent.yaml"
+  {
+    # No journald here: the service's output goes to a file in the private /run.
+    printf '[Unit]\nDefaultDependencies=no\n[Service]\nStandardOutput=file:/run/nodecert.out\nStandardError=file:/run/nodecert.out\nExecStart=\n'
+    case $c in
+      agent) printf 'ExecStart=%s/bin/nodecert agent --config /var/lib/agentroot/agent.yaml\nExecStartPre=\nReadWritePaths=\nReadWritePaths=/var/lib/agentroot\n' "$repo" ;;
+      *) printf 'ExecStart=%s/bin/nodecert server run --dir /var/lib/nodecert-server\nLoadCredential=\n' "$repo" ;;
+    esac
+    case $c in
+      server-soft) printf 'LimitNOFILE=1024:%s\n' "$hard" ;;
+      server-soft-deny) printf 'LimitNOFILE=1024:%s\nSystemCallFilter=~prlimit64 setrlimit\n' "$hard" ;;
+    esac
+  } > "$dropin"
+  unshare --pid --fork --mount --mount-proc --cgroup "$work/inner.sh" "$unit" "$dropin" "$work/server" > "$work/$c.log" 2>&1 &
+  local launcher=$!
+  local pid1="" node="" limits="" seccomp="" state="" i
+  for i in $(seq 1 600); do
+    if [ -z "$pid1" ]; then
+      pid1=$(pgrep -P "$launcher" -x systemd || true)
+      [ -z "$pid1" ] || pids+=("$pid1")
+    fi
+    [ -z "$pid1" ] || node=$(pgrep -f -- "$match" | while read -r p; do [ "$(readlink /proc/$p/ns/pid)" = "$(readlink /proc/$pid1/ns/pid)" ] && echo "$p"; done | head -1 || true)
+    if [ -n "$node" ]; then
+      # The node process has started Node.js (and run its startup) once it has its own threads.
+      limits=$(awk '/^Max open files/ {print $4 " " $5}' "/proc/$node/limits" 2>/dev/null || true)
+      seccomp=$(awk '/^Seccomp:/ {print $2}' "/proc/$node/status" 2>/dev/null || true)
+      # Node raises its soft limit early; give it until its server or agent is up (it logs to the
+      # journal it cannot reach here, so wait for the listening socket or the health port).
+      if [ "$c" = agent ]; then grep -q '"agent started"' "/proc/$pid1/root/run/nodecert.out" 2>/dev/null && state=up; else curl -sk --max-time 1 "https://127.0.0.1:$port/healthz" | grep -q '"ok":true' && state=up; fi
+      if [ "$state" = up ]; then limits=$(awk '/^Max open files/ {print $4 " " $5}' "/proc/$node/limits"); break; fi
+    fi
+    sleep 0.1
+  done
+  printf '{"case":"%s","pid1":"%s","node":"%s","up":"%s","soft":"%s","hard":"%s","seccomp":"%s","callerHard":"%s"}\n' "$c" "$pid1" "$node" "$state" "${limits%% *}" "${limits##* }" "$seccomp" "$hard"
+  [ -z "$pid1" ] || kill -9 "$pid1" 2>/dev/null || true
+  wait "$launcher" 2>/dev/null || true
+}
+
+for c in "${cases[@]}"; do
+  run_case "$c"
+done
