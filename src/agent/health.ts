@@ -1,6 +1,6 @@
 // Localhost HTTP (fastify): /healthz (alive), /readyz (certificates usable), /metrics (Prometheus).
 import Fastify, { type FastifyInstance } from "fastify";
-import { parseListen } from "../config/server.js";
+import { parseListen } from "../config/listen.js";
 import type { AgentMetrics } from "./metrics.js";
 
 export interface Readiness {

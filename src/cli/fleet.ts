@@ -3,7 +3,7 @@ import { promises as fs } from "node:fs";
 import type { Command } from "commander";
 import { adminGet, adminRequest } from "./admin-client.js";
 import { DEFAULT_SERVER_DIR } from "./common.js";
-import { parseKeyAlgorithm } from "../pki/keys.js";
+import { parseKeyAlgorithm } from "../pki/key-algorithms.js";
 import type { NodeView } from "../protocol/admin.js";
 import type { CampaignStatus } from "../server/campaigns.js";
 import type { CaRotationStatus } from "../server/ca-rotation.js";

@@ -7,7 +7,7 @@ import { nodeIdentity } from "../agent/identity.js";
 import { join } from "../agent/join.js";
 import { readState } from "../agent/state.js";
 import { writeCryptoRecord } from "../agent/crypto-record.js";
-import { parseKeyAlgorithm } from "../pki/keys.js";
+import { parseKeyAlgorithm } from "../pki/key-algorithms.js";
 import { certificateStatus, formatStatusTable, statusHealthy } from "../agent/status.js";
 
 export function registerJoin(program: Command): void {

@@ -2,8 +2,8 @@
 import { z } from "zod";
 import { durationMs } from "./duration-schema.js";
 import { DEFAULT_POLICY } from "../server/policy.js";
-import { KEY_ALGORITHMS } from "../pki/keys.js";
-import { FIPS_MODES } from "../crypto/fips-exec.js";
+import { KEY_ALGORITHMS } from "../pki/key-algorithms.js";
+import { FIPS_MODES } from "../crypto/fips-mode.js";
 
 const duration = durationMs;
 
@@ -61,8 +61,4 @@ export const ServerConfig = z
   .strict();
 export type ServerConfig = z.infer<typeof ServerConfig>;
 
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(listen);
-  if (!m) throw new Error(`invalid listen address "${listen}": use host:port, e.g. 0.0.0.0:9443`);
-  return { host: m[1] || "0.0.0.0", port: Number(m[2]) };
-}
+export { parseListen } from "./listen.js";

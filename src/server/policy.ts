@@ -3,7 +3,7 @@ import { BlockList, isIP } from "node:net";
 import type { ParsedCsr } from "../pki/csr.js";
 import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from "../pki/certificate-info.js";
 import { dns1123SubdomainProblem, NODE_ORG, nodeCommonName, normalizeIp } from "../pki/names.js";
-import type { KeyAlgorithm } from "../pki/keys.js";
+import type { KeyAlgorithm } from "../pki/key-algorithms.js";
 import type { NodeFacts } from "../protocol/messages.js";
 import { fipsKeyAlgorithmDecision, fipsSignatureHashDecision } from "../crypto/fips-policy.js";
 
