@@ -1,12 +1,13 @@
 // Who this node is: its name, addresses and facts. Interface reads are injected for tests.
 import os from "node:os";
 import { isIP } from "node:net";
-import si from "systeminformation";
 import type { CryptoSummary, NodeFacts } from "../protocol/messages.js";
 import { processCryptoSummary } from "../crypto/process.js";
 import { normalizeIp } from "../pki/names.js";
 
-export const AGENT_VERSION = "0.1.0";
+import { AGENT_VERSION } from "../version.js";
+
+export { AGENT_VERSION };
 
 export interface AddressOptions {
   includeLoopback: boolean;
@@ -51,6 +52,7 @@ let cachedHostFacts: Promise<HostFacts> | undefined;
 /** systeminformation is slow (it spawns commands); read it once per process. */
 export function hostFacts(): Promise<HostFacts> {
   cachedHostFacts ??= (async () => {
+    const si = (await import("systeminformation")).default;
     const [osInfo, uuid] = await Promise.all([si.osInfo().catch(() => undefined), si.uuid().catch(() => undefined)]);
     return { fqdn: osInfo?.fqdn || undefined, machineId: uuid?.os || undefined, distro: osInfo?.distro, release: osInfo?.release, kernel: osInfo?.kernel, arch: osInfo?.arch };
   })();
