@@ -1,12 +1,16 @@
 // `nodecert agent`: the node daemon. SIGHUP reloads agent.yaml; SIGTERM finishes an in-flight install first.
-import type { Command } from "commander";
-import { createLogger } from "../log.js";
+import type { CliEnv } from "./env.js";
 import { loadYamlConfig } from "../config/load.js";
 import { AgentConfig } from "../config/agent.js";
-import { runAgent } from "../agent/daemon.js";
 import { ensureCryptoMode, cryptoReportFields } from "../crypto/fips-exec.js";
 import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
 import { onShutdown } from "./common.js";
+
+export interface AgentOptions {
+  config: string;
+  root?: string;
+  fips?: string;
+}
 
 /** The configured key algorithm must be one this process may generate (FIPS mode narrows it). */
 function checkKeyAlgorithm(config: AgentConfig): AgentConfig {
@@ -18,30 +22,25 @@ function checkKeyAlgorithm(config: AgentConfig): AgentConfig {
   return config;
 }
 
-export function registerAgent(program: Command): void {
-  program
-    .command("agent")
-    .description("run the node daemon")
-    .option("--config <file>", "agent configuration", "/etc/nodecert/agent.yaml")
-    .option("--root <dir>", "filesystem root (overrides the config)")
-    .option("--fips <mode>", "crypto provider: auto, on or off (overrides fips in the config)")
-    .action(async (o: { config: string; root?: string; fips?: string }) => {
-      const logger = createLogger({ component: "agent" });
-      const load = () => loadYamlConfig(AgentConfig, o.config, { root: o.root, fips: o.fips });
-      const first = load();
-      // Before anything else: this may re-execute the process on the FIPS provider.
-      const crypto = await ensureCryptoMode(first.fips, { providerDir: first.fipsProviderDir });
-      logger.info("crypto provider", cryptoReportFields(crypto));
-      const agent = await runAgent({ config: checkKeyAlgorithm(first), logger, cryptoReport: crypto });
-      process.on("SIGHUP", () => {
-        try {
-          agent.reload(checkKeyAlgorithm(load()));
-        } catch (e) {
-          logger.error("configuration reload failed; keeping the previous configuration", { error: (e as Error).message });
-        }
-      });
-      onShutdown(logger, () => agent.close());
-      // Last: whoever waits for this line may signal us right away.
-      logger.info("health endpoint", { url: `http://127.0.0.1:${agent.healthPort}/healthz` });
-    });
+export async function agent(env: CliEnv, o: AgentOptions): Promise<void> {
+  const load = () => loadYamlConfig(AgentConfig, o.config, { root: o.root, fips: o.fips });
+  const first = load();
+  // Before anything else: this may re-execute the process on the FIPS provider. Until it has
+  // decided, nothing but the configuration is loaded, so a FIPS start costs little more than a
+  // default one; the daemon's modules load after it.
+  const crypto = await ensureCryptoMode(first.fips, { providerDir: first.fipsProviderDir });
+  const [{ createLogger }, { runAgent }] = await Promise.all([import("../log.js"), import("../agent/daemon.js")]);
+  const logger = createLogger({ component: "agent", stream: env.stdout });
+  logger.info("crypto provider", cryptoReportFields(crypto));
+  const running = await runAgent({ config: checkKeyAlgorithm(first), logger, cryptoReport: crypto });
+  process.on("SIGHUP", () => {
+    try {
+      running.reload(checkKeyAlgorithm(load()));
+    } catch (e) {
+      logger.error("configuration reload failed; keeping the previous configuration", { error: (e as Error).message });
+    }
+  });
+  onShutdown(logger, () => running.close());
+  // Last: whoever waits for this line may signal us right away.
+  logger.info("health endpoint", { url: `http://127.0.0.1:${running.healthPort}/healthz` });
 }

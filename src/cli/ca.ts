@@ -1,0 +1,42 @@
+// `nodecert ca rotate|status|advance` (admin, mTLS): CA rotation in phases.
+import { promises as fs } from "node:fs";
+import type { CliEnv } from "./env.js";
+import { adminGet, adminRequest } from "./admin-client.js";
+import type { CaRotationStatus } from "../server/ca-rotation.js";
+
+export interface CaOptions {
+  dir: string;
+  server?: string;
+}
+export interface CaRotateOptions extends CaOptions {
+  caCert?: string;
+  caKey?: string;
+}
+export interface CaAdvanceOptions extends CaOptions {
+  force?: boolean;
+}
+
+function printCa(env: CliEnv, s: CaRotationStatus): void {
+  const r = s.rotation;
+  if (!r) return void env.stdout.write(`no CA rotation has run; the trust bundle holds ${s.bundleCertificates} CA certificate(s)\n`);
+  env.stdout.write(
+    `CA rotation ${r.id}: phase ${r.phase} (started ${r.startedAt}${r.finishedAt ? `, finished ${r.finishedAt}` : ""})\n` +
+      `  old CA ${r.oldFingerprint.slice(0, 16)}…  new CA ${r.newFingerprint.slice(0, 16)}…  trust bundle: ${s.bundleCertificates} CA certificate(s)\n` +
+      (r.campaignId ? `  re-issue campaign: ${r.campaignId}\n` : "") +
+      (s.blockers.length ? `  blocking the next phase:\n${s.blockers.map((b) => `    - ${b}`).join("\n")}\n` : r.phase !== "done" ? "  nothing blocks the next phase\n" : "") +
+      (r.forced.length ? `  forced: ${r.forced.join(" | ")}\n` : ""),
+  );
+}
+
+export async function caRotate(env: CliEnv, o: CaRotateOptions): Promise<void> {
+  const body = { caCertPem: o.caCert ? await fs.readFile(o.caCert, "utf8") : undefined, caKeyPem: o.caKey ? await fs.readFile(o.caKey, "utf8") : undefined };
+  printCa(env, (await adminRequest(o.dir, "/v1/admin/ca/rotate", body, o.server)) as CaRotationStatus);
+}
+
+export async function caStatus(env: CliEnv, o: CaOptions): Promise<void> {
+  printCa(env, (await adminGet(o.dir, "/v1/admin/ca", o.server)) as CaRotationStatus);
+}
+
+export async function caAdvance(env: CliEnv, o: CaAdvanceOptions): Promise<void> {
+  printCa(env, (await adminRequest(o.dir, "/v1/admin/ca/advance", { force: !!o.force }, o.server)) as CaRotationStatus);
+}
