@@ -1,7 +1,7 @@
 // The local control socket (unix, 0600) that `nodecert renew` talks to, and its client.
 import { promises as fs } from "node:fs";
 import http from "node:http";
-import { z } from "zod";
+import * as z from "zod";
 import type { Renewer, RenewOutcome } from "./renewer.js";
 import type { CertKind } from "../pki/csr.js";
 import { close, createLocalServer, listen } from "../util/local-http.js";

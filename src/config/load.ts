@@ -1,7 +1,7 @@
 // Reads a YAML config file and validates it against a schema; errors name the file and field.
 import { readFileSync, existsSync } from "node:fs";
 import YAML from "yaml";
-import type { z } from "zod";
+import type * as z from "zod";
 import { describeZodError } from "../protocol/messages.js";
 
 export function loadYamlConfig<T extends z.ZodTypeAny>(schema: T, file: string | undefined, overrides: Record<string, unknown> = {}): z.infer<T> {

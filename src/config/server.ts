@@ -1,5 +1,5 @@
 // server.yaml: schema and defaults.
-import { z } from "zod";
+import * as z from "zod";
 import { durationMs } from "./duration-schema.js";
 import { DEFAULT_POLICY } from "../server/policy.js";
 import { KEY_ALGORITHMS } from "../pki/key-algorithms.js";

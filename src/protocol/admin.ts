@@ -1,5 +1,5 @@
 // Admin API bodies (mTLS with the admin certificate). No I/O.
-import { z } from "zod";
+import * as z from "zod";
 import { KEY_ALGORITHMS } from "../pki/key-algorithms.js";
 
 export const EvictRequest = z.object({ reason: z.string().max(512).default("evicted by an administrator") }).strict();

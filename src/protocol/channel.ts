@@ -1,6 +1,6 @@
 // Messages on the agent ⇄ server WebSocket: versioned JSON envelopes {v, id, type, ...},
 // validated by schema on both sides. No I/O.
-import { z } from "zod";
+import * as z from "zod";
 import { KEY_ALGORITHMS } from "../pki/key-algorithms.js";
 import { CryptoSummary } from "./messages.js";
 

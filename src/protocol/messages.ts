@@ -1,5 +1,5 @@
 // Wire messages between agent and server, validated by schema on both sides. No I/O.
-import { z } from "zod";
+import * as z from "zod";
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_BODY_BYTES = 64 * 1024;
