@@ -4,6 +4,7 @@ import { isIP } from "node:net";
 import type { CryptoSummary, NodeFacts } from "../protocol/messages.js";
 import { processCryptoSummary } from "../crypto/process.js";
 import { normalizeIp } from "../pki/names.js";
+import { readHostFacts, type HostFacts } from "./host-facts.js";
 
 import { AGENT_VERSION } from "../version.js";
 
@@ -38,24 +39,13 @@ export function defaultNodeName(hostname: string = os.hostname()): string {
   return hostname.toLowerCase();
 }
 
-export interface HostFacts {
-  fqdn?: string;
-  machineId?: string;
-  distro?: string;
-  release?: string;
-  kernel?: string;
-  arch?: string;
-}
+export type { HostFacts } from "./host-facts.js";
 
 let cachedHostFacts: Promise<HostFacts> | undefined;
 
-/** systeminformation is slow (it spawns commands); read it once per process. */
+/** Read once per process (it runs `hostname --fqdn`). */
 export function hostFacts(): Promise<HostFacts> {
-  cachedHostFacts ??= (async () => {
-    const si = (await import("systeminformation")).default;
-    const [osInfo, uuid] = await Promise.all([si.osInfo().catch(() => undefined), si.uuid().catch(() => undefined)]);
-    return { fqdn: osInfo?.fqdn || undefined, machineId: uuid?.os || undefined, distro: osInfo?.distro, release: osInfo?.release, kernel: osInfo?.kernel, arch: osInfo?.arch };
-  })();
+  cachedHostFacts ??= readHostFacts();
   return cachedHostFacts;
 }
 
