@@ -1,5 +1,8 @@
-// The renewal schedule, on node-cron (ESM build only: its CJS copy keeps a separate registry).
-import cron from "node-cron";
+// The renewal schedule, on croner: cron syntax (5 fields, or 6 with seconds first), overlapping
+// runs skipped. croner computes local time with Date's own getters; node-cron, used before,
+// formatted every tick through Intl.DateTimeFormat, which keeps ICU's locale and time-zone data
+// resident (~9 MiB RSS in an agent that idles; docs/BENCHMARKS.md).
+import { Cron } from "croner";
 import type { Logger } from "../log.js";
 
 export interface ScheduledJob {
@@ -11,26 +14,31 @@ export interface ScheduledJob {
 export type Scheduler = (expression: string, job: () => Promise<unknown>) => ScheduledJob;
 
 export function validateSchedule(expression: string): void {
-  if (!cron.validate(expression)) throw new Error(`invalid schedule "${expression}": use cron syntax, e.g. "* * * * *" (every minute)`);
+  try {
+    new Cron(expression, { paused: true }).stop();
+  } catch (e) {
+    throw new Error(`invalid schedule "${expression}": use cron syntax, e.g. "* * * * *" (every minute) (${(e as Error).message})`);
+  }
 }
 
-/** node-cron with overlap prevention and its own log lines routed into winston. */
+/** croner with overlap prevention; a skipped or failed run is logged. */
 export function cronScheduler(logger: Logger): Scheduler {
   return (expression, job) => {
     validateSchedule(expression);
-    const task = cron.schedule(expression, () => job(), {
-      name: "nodecert-renewal-check",
-      noOverlap: true,
-      logger: {
-        info: (m) => logger.info(String(m), { source: "node-cron" }),
-        warn: (m) => logger.warn(String(m), { source: "node-cron" }),
-        error: (m, e) => logger.error(String(m), { source: "node-cron", error: e?.message }),
-        debug: (m, e) => logger.debug(String(m), { source: "node-cron", error: e?.message }),
+    const task = new Cron(
+      expression,
+      {
+        name: "nodecert-renewal-check",
+        protect: () => logger.debug("scheduled check skipped: the previous one is still running", { source: "scheduler" }),
+        catch: (e) => logger.error("scheduled check failed", { source: "scheduler", error: (e as Error)?.message }),
       },
-    });
+      async () => {
+        await job();
+      },
+    );
     return {
-      stop: () => void task.destroy(),
-      execute: () => task.execute(),
+      stop: () => task.stop(),
+      execute: () => task.trigger(),
     };
   };
 }

@@ -1,5 +1,5 @@
 // agent.yaml: schema and defaults.
-import { z } from "zod";
+import * as z from "zod";
 import { KEY_ALGORITHMS } from "../pki/key-algorithms.js";
 import { durationMs } from "./duration-schema.js";
 import { FIPS_MODES } from "../crypto/fips-mode.js";
@@ -47,7 +47,7 @@ export const AgentConfig = z
       .default({ includeLoopback: false, includeLinkLocal: false, extra: [] }),
     /** Local HTTP endpoint for /healthz, /readyz and /metrics. */
     healthListen: z.string().default("127.0.0.1:10258"),
-    /** When every certificate is re-evaluated (node-cron syntax; 6 fields for seconds). */
+    /** When every certificate is re-evaluated (cron syntax, croner; 6 fields for seconds first). */
     schedule: z.string().default("* * * * *"),
     /** Renew this long before expiry instead of at the drawn 70–90 % deadline. */
     renewBefore: durationMs.optional(),

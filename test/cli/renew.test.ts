@@ -118,7 +118,7 @@ describe("cli: renew, needs-renewal, SIGHUP, schedule", function () {
     assert.match(out, /"message":"shutting down","signal":"SIGTERM"/);
   });
 
-  it("the schedule is a real node-cron task: invalid expressions are refused, execute() runs the check", async () => {
+  it("the schedule is a real cron task (croner): invalid expressions are refused, execute() runs the check", async () => {
     assert.throws(() => validateSchedule("every minute"), /invalid schedule "every minute": use cron syntax/);
     const { logger } = captureLogger();
     let runs = 0;
