@@ -13,13 +13,13 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import cron from "node-cron";
-import winston from "winston";
+import { Cron } from "croner";
 import YAML from "yaml";
 import { CLK_TCK, commandLine, readProcStatus, shq } from "./proc-stats.js";
 import { initServer } from "../src/server/init.js";
 import { runServer, type RunningServer } from "../src/server/run.js";
 import { generateToken, hashSecret, parseToken } from "../src/server/tokens.js";
+import { silentLogger } from "../src/log.js";
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const BIN = path.join(ROOT, "bin/nodecert");
@@ -53,7 +53,7 @@ const INTERVAL_S = num("interval", opts.interval!, 0.1);
 const JOIN_TIMEOUT_S = num("join-timeout", opts["join-timeout"]!, 1);
 const SCHEDULE = opts.schedule!;
 const LOG_LEVEL = opts["log-level"]!;
-if (!cron.validate(SCHEDULE)) {
+if (!(() => { try { return !!new Cron(SCHEDULE, { paused: true }); } catch { return false; } })()) {
   console.error(`--schedule "${SCHEDULE}" is not a valid cron expression`);
   process.exit(2);
 }
@@ -121,7 +121,7 @@ interface LogLine {
 }
 
 // ---------- setup ----------
-const quiet = winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
+const quiet = silentLogger();
 const random = (n: number) => randomBytes(n);
 const tmp = mkdtempSync(path.join(os.tmpdir(), "nodecert-idle-"));
 let server: RunningServer | undefined;
@@ -304,7 +304,7 @@ async function main(): Promise<void> {
     return s >= winFirstSec && s <= winLastSec;
   };
   const windowChecks = checkLines.filter(inWindow);
-  const task = cron.createTask(SCHEDULE, () => undefined);
+  const task = new Cron(SCHEDULE, { paused: true });
   let expected = 0;
   const fireSecs: number[] = [];
   for (let s = winFirstSec; s <= winLastSec; s++) {
@@ -313,7 +313,7 @@ async function main(): Promise<void> {
       fireSecs.push(s * 1000);
     }
   }
-  await task.destroy();
+  task.stop();
   // Delay from the scheduled second to the "certificate check" line (evaluation of both certificates).
   const lags = windowChecks
     .map((l) => {
