@@ -1,7 +1,7 @@
 // bin/nodecert runs dist/ on plain node, and refuses a checkout whose build is missing or older
 // than its sources, saying how to rebuild. Run on copies of this checkout's bin/, src/ and dist/.
 import { strict as assert } from "node:assert";
-import { cpSync, rmSync, utimesSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { ROOT, run, tempDir } from "../support/helpers.js";
 
@@ -41,5 +41,19 @@ describe("bin/nodecert", () => {
     rmSync(path.join(dir, "dist/.build-stamp"));
     const r = await run(path.join(dir, "bin/nodecert"), ["--version"]);
     assert.equal(r.code, 0, r.stderr);
+  });
+
+  it("runs the agent daemon in V8 lite mode, every other verb with node's defaults", async () => {
+    const dir = copyTree(["bin", "src", "dist", "package.json"]);
+    // A stand-in for the node binary that prints how it was called.
+    const snap = tempDir("nodecert-fake-snap-");
+    mkdirSync(path.join(snap, "bin"));
+    writeFileSync(path.join(snap, "bin/node"), '#!/bin/sh\necho "$*"\n');
+    chmodSync(path.join(snap, "bin/node"), 0o755);
+    const main = path.join(dir, "dist/cli/main.js");
+    const agent = await run(path.join(dir, "bin/nodecert"), ["agent", "--config", "/etc/x.yaml"], { env: { SNAP: snap } });
+    assert.equal(agent.stdout, `--lite-mode --no-expose-wasm ${main} agent --config /etc/x.yaml\n`);
+    const status = await run(path.join(dir, "bin/nodecert"), ["status", "--root", "/r"], { env: { SNAP: snap } });
+    assert.equal(status.stdout, `${main} status --root /r\n`);
   });
 });
