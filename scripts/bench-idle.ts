@@ -14,12 +14,12 @@ import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import cron from "node-cron";
-import winston from "winston";
 import YAML from "yaml";
 import { CLK_TCK, commandLine, readProcStatus, shq } from "./proc-stats.js";
 import { initServer } from "../src/server/init.js";
 import { runServer, type RunningServer } from "../src/server/run.js";
 import { generateToken, hashSecret, parseToken } from "../src/server/tokens.js";
+import { silentLogger } from "../src/log.js";
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const BIN = path.join(ROOT, "bin/nodecert");
@@ -121,7 +121,7 @@ interface LogLine {
 }
 
 // ---------- setup ----------
-const quiet = winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
+const quiet = silentLogger();
 const random = (n: number) => randomBytes(n);
 const tmp = mkdtempSync(path.join(os.tmpdir(), "nodecert-idle-"));
 let server: RunningServer | undefined;

@@ -8,7 +8,6 @@ import os from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import winston from "winston";
 import { initServer } from "../src/server/init.js";
 import { runServer } from "../src/server/run.js";
 import { generateToken, hashSecret, parseToken } from "../src/server/tokens.js";
@@ -16,6 +15,7 @@ import { join } from "../src/agent/join.js";
 import { nodeLayout } from "../src/agent/layout.js";
 import { nodeIdentity } from "../src/agent/identity.js";
 import type { KeyAlgorithm } from "../src/pki/keys.js";
+import { silentLogger } from "../src/log.js";
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(name);
@@ -23,7 +23,7 @@ const arg = (name: string, def: number) => {
 };
 const RUNS = arg("--runs", 30);
 const PROC_RUNS = arg("--process-runs", 8);
-const quiet = winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
+const quiet = silentLogger();
 const random = (n: number) => randomBytes(n);
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "nodecert-bench-"));

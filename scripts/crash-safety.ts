@@ -17,7 +17,6 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import winston from "winston";
 import { initServer } from "../src/server/init.js";
 import { runServer } from "../src/server/run.js";
 import { generateToken, hashSecret, parseToken } from "../src/server/tokens.js";
@@ -32,6 +31,7 @@ import { certificateInfo } from "../src/pki/certificate-info.js";
 import { TMP_MARKER } from "../src/util/files.js";
 import type { CertKind } from "../src/pki/csr.js";
 import type { Store } from "../src/server/store/store.js";
+import { silentLogger } from "../src/log.js";
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -234,7 +234,7 @@ const median = (xs: number[]) => {
 
 const t0 = performance.now();
 const tmp = mkdtempSync(path.join(os.tmpdir(), "nodecert-crash-"));
-const quiet = winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
+const quiet = silentLogger();
 const random = (n: number) => randomBytes(n);
 const serverDir = path.join(tmp, "server");
 const init = await initServer({ dir: serverDir, listen: "127.0.0.1:0", sans: ["localhost", "127.0.0.1"], allowLoopbackSans: true, now: new Date(), random });

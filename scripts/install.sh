@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Installs nodecert from this source tree (run `npm ci` first) as a systemd service, without snap.
+# Installs nodecert from this source tree (run `npm ci` first: it builds dist/) as a systemd
+# service, without snap.
 #
 #   scripts/install.sh [--root DIR] [--prefix DIR]     install or upgrade (idempotent)
 #   scripts/install.sh [--root DIR] [--prefix DIR] --uninstall
 #
 # What it installs, and records in <prefix>/.install-manifest:
-#   <prefix> (default /usr/lib/nodecert)   package.json, package-lock.json, tsconfig.json, bin/, src/
-#                                          and node_modules/ without devDependencies (tsx, which runs
-#                                          the TypeScript, is a runtime dependency)
+#   <prefix> (default /usr/lib/nodecert)   package.json, package-lock.json, bin/, dist/ (the compiled
+#                                          program, run by plain node) and node_modules/ without
+#                                          devDependencies; no TypeScript sources, no tsx
 #   /usr/bin/nodecert                      symlink to <prefix>/bin/nodecert
 #   /etc/nodecert/                         0700; agent.yaml only if there is none (never overwritten)
 #   /etc/systemd/system/nodecert-{agent,server}.service, then `systemctl daemon-reload`
 #
-# A second run with the same tree changes nothing. --uninstall removes exactly what the manifest
+# A second run with the same tree changes nothing. An upgrade restarts the units that are running
+# (systemctl try-restart): a running agent loads parts of the program lazily from <prefix>/dist,
+# which the upgrade replaced. --uninstall removes exactly what the manifest
 # lists (agent.yaml only if it is still the default) and NEVER touches certificates, keys or
 # state: /var/lib/kubelet/pki, /etc/kubernetes, /var/lib/nodecert, /var/lib/nodecert-server,
 # /etc/nodecert/kek (nor anything else under /etc/nodecert that it did not create).
@@ -35,7 +38,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 root=""
@@ -126,7 +129,7 @@ removable() {
 sha256() { sha256sum -- "$1" | cut -d' ' -f1; }
 
 # What goes into <prefix>.
-PAYLOAD=(package.json package-lock.json tsconfig.json bin src node_modules)
+PAYLOAD=(package.json package-lock.json bin dist node_modules)
 
 # Content, modes and link targets of the named entries of a directory (read-only).
 digest() {
@@ -214,7 +217,9 @@ fi
 # Nothing is written unless it differs from what is installed: a second run changes nothing.
 [ -f "$src_dir/package.json" ] && [ -x "$src_dir/bin/nodecert" ] && [ -f "$src_dir/src/cli/main.ts" ] ||
   die "$src_dir does not look like the nodecert source tree"
-[ -f "$src_dir/node_modules/tsx/dist/esm/index.mjs" ] || die "node_modules is missing or incomplete in $src_dir: run 'npm ci' first"
+[ -d "$src_dir/node_modules" ] || die "node_modules is missing in $src_dir: run 'npm ci' first (it also builds dist/)"
+# bin/nodecert refuses a missing dist/ or one older than src/, and says how to rebuild.
+built=$("$src_dir/bin/nodecert" --version 2>&1) || die "the program in $src_dir is not built: $built"
 for u in "${UNITS[@]}"; do [ -f "$src_dir/systemd/$u" ] || die "missing unit file $src_dir/systemd/$u"; done
 command -v node >/dev/null || die "node is not on PATH; nodecert needs Node.js >= 20.19"
 node_path=$(readlink -f -- "$(command -v node)")
@@ -241,6 +246,7 @@ tree_now=""
 if [ -d "$P" ]; then tree_now=$(digest "$P" "${PAYLOAD[@]}"); fi
 parent=$(dirname -- "$P")
 stage=""
+upgraded=0
 cleanup() {
   if [ -n "$stage" ]; then rm -rf -- "$stage"; fi
 }
@@ -251,8 +257,8 @@ if [ -n "$tree_now" ] && [ "$recorded_digest" = "$source_digest $tree_now" ]; th
 else
   mkdir -p -- "$parent"
   stage=$(mktemp -d "$parent/.nodecert-stage.XXXXXX")
-  cp -p -- "$src_dir/package.json" "$src_dir/package-lock.json" "$src_dir/tsconfig.json" "$stage/"
-  cp -a -- "$src_dir/bin" "$src_dir/src" "$stage/"
+  cp -p -- "$src_dir/package.json" "$src_dir/package-lock.json" "$stage/"
+  cp -a -- "$src_dir/bin" "$src_dir/dist" "$stage/"
   # "node_modules/." so that a symlinked node_modules is copied, never linked to as a whole.
   mkdir -- "$stage/node_modules"
   link_modules=0
@@ -279,8 +285,10 @@ else
   done
   find "$stage/node_modules" -path '*/.bin/*' -xtype l -delete
   rm -f -- "$stage/node_modules/.package-lock.json"
-  [ -f "$stage/node_modules/tsx/dist/esm/index.mjs" ] ||
-    die "tsx was pruned as a devDependency; it must be a runtime dependency (bin/nodecert runs TypeScript through it)"
+  # What ships runs on plain node: no TypeScript loader may be left in the tree.
+  for d in tsx typescript esbuild; do
+    [ ! -e "$stage/node_modules/$d" ] || die "node_modules/$d is still in the staged tree; it must be a devDependency"
+  done
   # Linked files are the source tree's own inodes: never chmod or chown them.
   if [ "$link_modules" = 0 ]; then
     chmod -R u+rwX,go+rX,go-w -- "$stage"
@@ -302,6 +310,7 @@ else
       mv -T -- "$P" "$old"
       mv -T -- "$stage" "$P"
       stage=$old # removed on exit
+      upgraded=1
       say "upgraded $prefix to nodecert $version$how"
     else
       mv -T -- "$stage" "$P"
@@ -391,6 +400,15 @@ if [ "$units_changed" = 1 ]; then
   daemon_reload
 else
   say "units are up to date"
+fi
+# A running agent imports parts of the program when it first needs them (key generation at the
+# next renewal, metrics at the first scrape) from the tree just replaced: restart what runs.
+if [ "$upgraded" = 1 ] && systemd_running; then
+  for u in "${UNITS[@]}"; do
+    if systemctl is-active --quiet -- "$u"; then
+      systemctl try-restart -- "$u" && say "restarted $u on the new program" || warn "could not restart $u; restart it yourself"
+    fi
+  done
 fi
 
 # 5. The manifest: exactly what --uninstall removes.

@@ -39,7 +39,19 @@ const escapeControls = winston.format((info) => {
   return info;
 });
 
-export type Logger = winston.Logger;
+export type Level = "error" | "warn" | "info" | "debug";
+export type Fields = Record<string, unknown>;
+
+/** What nodecert logs through: winston underneath, this narrow face everywhere else. */
+export interface Logger {
+  error(message: string, fields?: Fields): void;
+  warn(message: string, fields?: Fields): void;
+  info(message: string, fields?: Fields): void;
+  debug(message: string, fields?: Fields): void;
+  log(level: Level, message: string, fields?: Fields): void;
+  /** The same logger with these fields on every line. */
+  child(fields: Fields): Logger;
+}
 
 export interface LoggerOptions {
   level?: string;
@@ -48,15 +60,28 @@ export interface LoggerOptions {
 }
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
-  return winston.createLogger({
+  return wrap(winston.createLogger({
     level: opts.level ?? process.env.NODECERT_LOG_LEVEL ?? "info",
     defaultMeta: opts.component ? { component: opts.component } : undefined,
     format: winston.format.combine(redactFormat(), winston.format.timestamp(), winston.format.json(), escapeControls()),
     transports: [new winston.transports.Stream({ stream: opts.stream ?? process.stdout })],
-  });
+  }));
+}
+
+function wrap(w: winston.Logger): Logger {
+  return {
+    log: (level, message, fields) => void w.log(level, message, fields),
+    error: (m, f) => void w.error(m, f),
+    warn: (m, f) => void w.warn(m, f),
+    info: (m, f) => void w.info(m, f),
+    debug: (m, f) => void w.debug(m, f),
+    child: (fields) => wrap(w.child(fields)),
+  };
 }
 
 /** A logger that drops everything: for tests that do not look at logs. */
 export function silentLogger(): Logger {
-  return winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
+  const drop = () => undefined;
+  const silent: Logger = { log: drop, error: drop, warn: drop, info: drop, debug: drop, child: () => silent };
+  return silent;
 }

@@ -2,7 +2,8 @@ import { strict as assert } from "node:assert";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { captureLogger, startServer, tempDir } from "./support/helpers.js";
-import { redactString } from "../src/log.js";
+import { createLogger, redactString } from "../src/log.js";
+import { Writable } from "node:stream";
 import { runAgent } from "../src/agent/daemon.js";
 import { AgentConfig } from "../src/config/agent.js";
 import { exportPrivateKeyPem, generateKeyPair } from "../src/pki/keys.js";
@@ -60,5 +61,21 @@ describe("logging: JSON lines with secrets redacted", () => {
     } finally {
       await server.close();
     }
+  });
+  it("winston writes one JSON object per line, keys sorted, below-threshold levels dropped, child fields added", () => {
+    const lines: string[] = [];
+    const stream = new Writable({ write: (c, _e, cb) => (lines.push(...c.toString().split("\n").filter(Boolean)), cb()) });
+    const logger = createLogger({ stream, component: "agent", level: "info" });
+    logger.debug("not written");
+    logger.info("started", { root: "/r", zeta: 1, alpha: { b: 2, a: 1 } });
+    logger.child({ node: "n1" }).warn("slow", { ms: 5 });
+    logger.log("error", "failed", { count: 10 });
+    assert.equal(lines.length, 3);
+    const first = JSON.parse(lines[0]);
+    assert.deepEqual(Object.keys(first), ["alpha", "component", "level", "message", "root", "timestamp", "zeta"]);
+    assert.deepEqual(Object.keys(first.alpha), ["a", "b"]);
+    assert.ok(!Number.isNaN(Date.parse(first.timestamp)));
+    assert.deepEqual({ ...JSON.parse(lines[1]), timestamp: 0 }, { component: "agent", level: "warn", message: "slow", ms: 5, node: "n1", timestamp: 0 });
+    assert.equal(JSON.parse(lines[2]).level, "error");
   });
 });

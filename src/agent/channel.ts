@@ -20,7 +20,7 @@ import { installTrustBundle, readCurrent } from "./install.js";
 import type { NodeLayout } from "./layout.js";
 import type { Renewer } from "./renewer.js";
 import { readState, writeState } from "./state.js";
-import { AGENT_VERSION } from "./identity.js";
+import { AGENT_VERSION } from "../version.js";
 import { processCryptoSummary, processTlsOptions } from "../crypto/process.js";
 
 export interface ChannelOptions {

@@ -1,25 +1,33 @@
-// The local control socket (unix, 0600) that `nodecert renew` talks to.
-import Fastify, { type FastifyInstance } from "fastify";
+// The local control socket (unix, 0600) that `nodecert renew` talks to, and its client.
 import { promises as fs } from "node:fs";
 import http from "node:http";
-import { z } from "zod";
+import * as z from "zod";
 import type { Renewer, RenewOutcome } from "./renewer.js";
 import type { CertKind } from "../pki/csr.js";
+import { close, createLocalServer, listen } from "../util/local-http.js";
 
 export const ControlRenewRequest = z.object({ kinds: z.array(z.enum(["client", "serving"])).min(1), force: z.boolean().default(false) }).strict();
 
-export async function startControlSocket(socketPath: string, renewer: Renewer): Promise<FastifyInstance> {
+export interface ControlServer {
+  close(): Promise<void>;
+}
+
+export async function startControlSocket(socketPath: string, renewer: Renewer): Promise<ControlServer> {
   await fs.rm(socketPath, { force: true }); // a stale socket from a killed agent
-  const app = Fastify({ logger: false, bodyLimit: 4096 });
-  app.post("/v1/renew", async (req, reply) => {
-    const body = ControlRenewRequest.safeParse(req.body);
-    if (!body.success) return reply.status(400).send({ error: body.error.message });
-    return renewer.renew(body.data.kinds as CertKind[], { force: body.data.force });
-  });
-  app.get("/v1/status", async () => ({ decisions: await renewer.evaluate(false), consecutiveFailures: renewer.consecutiveFailures, lastError: renewer.lastError, nextAttemptAt: renewer.nextAttemptAt }));
-  await app.listen({ path: socketPath });
+  const server = createLocalServer(
+    {
+      "POST /v1/renew": async (_req, raw) => {
+        const body = ControlRenewRequest.safeParse(raw);
+        if (!body.success) return { status: 400, body: { error: body.error.message } };
+        return { body: await renewer.renew(body.data.kinds as CertKind[], { force: body.data.force }) };
+      },
+      "GET /v1/status": async () => ({ body: { decisions: await renewer.evaluate(false), consecutiveFailures: renewer.consecutiveFailures, lastError: renewer.lastError, nextAttemptAt: renewer.nextAttemptAt } }),
+    },
+    { bodyLimit: 4096 },
+  );
+  await listen(server, { path: socketPath });
   await fs.chmod(socketPath, 0o600);
-  return app;
+  return { close: () => close(server) };
 }
 
 /** Asks a running agent to renew; resolves undefined when no agent listens on the socket. */

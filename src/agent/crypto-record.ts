@@ -1,7 +1,7 @@
 // The running agent's crypto report on disk, so `nodecert status` (another process, perhaps not
 // on the FIPS provider itself) can say which provider the agent runs on and whether it self-tested.
 import { promises as fs } from "node:fs";
-import { z } from "zod";
+import * as z from "zod";
 import type { CryptoReport } from "../crypto/fips-exec.js";
 import { describeSelfTest } from "../crypto/self-test.js";
 import type { NodeLayout } from "./layout.js";

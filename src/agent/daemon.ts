@@ -1,12 +1,10 @@
 // `nodecert agent`: the node daemon. Recovers from any interrupted install, then keeps the
 // certificates valid on a schedule; joins when it has none and a token is configured. Serves
 // /healthz, /readyz and /metrics on localhost and a control socket for `nodecert renew`.
-import path from "node:path";
 import { uniform } from "../util/random.js";
-import type { FastifyInstance } from "fastify";
 import type { AgentConfig } from "../config/agent.js";
 import type { Logger } from "../log.js";
-import { layoutFor, type NodeLayout } from "./layout.js";
+import { controlSocketPath, layoutFor, type NodeLayout } from "./layout.js";
 import { configuredIdentity, type HostFacts, type Identity } from "./identity.js";
 import { readState, type AgentState } from "./state.js";
 import { recoverOnStartup } from "./recover.js";
@@ -14,7 +12,7 @@ import { startHealthServer, type Readiness } from "./health.js";
 import { AgentMetrics } from "./metrics.js";
 import { Renewer } from "./renewer.js";
 import { cronScheduler, validateSchedule, type ScheduledJob, type Scheduler } from "./scheduler.js";
-import { startControlSocket } from "./control.js";
+import { startControlSocket, type ControlServer } from "./control.js";
 import type { Exec } from "./hooks.js";
 import type { CertKind } from "../pki/csr.js";
 import { ensureDir } from "../util/files.js";
@@ -61,9 +59,7 @@ export interface RunningAgent {
 /** Settings bound at startup (listeners, the channel, the crypto provider): a reload keeps them. */
 const RESTART_ONLY = ["stateDir", "healthListen", "controlSocket", "channel", "fips", "fipsProviderDir"] as const;
 
-export function controlSocketPath(config: AgentConfig, layout: NodeLayout): string {
-  return config.controlSocket ?? path.join(layout.stateDir, "control.sock");
-}
+export { controlSocketPath } from "./layout.js";
 
 export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   const clock = d.clock ?? (() => new Date());
@@ -163,7 +159,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
 
   const health = await startHealthServer(config.healthListen, { joined: () => state?.certificates.client !== undefined, readiness, metrics });
   await ensureDir(layout.stateDir, 0o700);
-  let control: FastifyInstance | undefined;
+  let control: ControlServer | undefined;
   try {
     control = await startControlSocket(controlSocketPath(config, layout), renewer);
   } catch (e) {
@@ -248,7 +244,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       await firstCheck;
       await renewer.close();
       await control?.close();
-      await health.app.close();
+      await health.close();
     },
   };
 }

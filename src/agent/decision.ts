@@ -1,6 +1,6 @@
 // For one managed certificate, decide ok / renew / urgent, with a reason. Pure.
 import type { CertKind } from "../pki/csr.js";
-import type { KeyAlgorithm } from "../pki/keys.js";
+import type { KeyAlgorithm } from "../pki/key-algorithms.js";
 import { certificateInfo } from "../pki/certificate-info.js";
 import { privateKeyBlock, splitCertificates } from "../pki/pem.js";
 import { chainProblems, keyMatchesCertificate } from "../pki/verify.js";

@@ -1,7 +1,8 @@
-// Localhost HTTP (fastify): /healthz (alive), /readyz (certificates usable), /metrics (Prometheus).
-import Fastify, { type FastifyInstance } from "fastify";
-import { parseListen } from "../config/server.js";
+// Localhost HTTP (node:http): /healthz (alive), /readyz (certificates usable), /metrics (Prometheus).
+import type http from "node:http";
+import { parseListen } from "../config/listen.js";
 import type { AgentMetrics } from "./metrics.js";
+import { close, createLocalServer, listen } from "../util/local-http.js";
 
 export interface Readiness {
   ready: boolean;
@@ -14,20 +15,35 @@ export interface HealthSource {
   metrics: AgentMetrics;
 }
 
-export async function startHealthServer(listen: string, src: HealthSource): Promise<{ app: FastifyInstance; port: number }> {
-  const app = Fastify({ logger: false, bodyLimit: 1024 });
-  app.get("/healthz", async () => ({ ok: true, joined: src.joined() }));
-  app.get("/readyz", async (_req, reply) => {
+export interface HealthServer {
+  server: http.Server;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startHealthServer(listenOn: string, src: HealthSource): Promise<HealthServer> {
+  const readiness = async () => {
     const r = await src.readiness();
-    src.metrics.ready.set(r.ready ? 1 : 0);
-    return reply.status(r.ready ? 200 : 503).send(r);
-  });
-  app.get("/metrics", async (_req, reply) => {
-    await src.readiness().then((r) => src.metrics.ready.set(r.ready ? 1 : 0));
-    return reply.header("content-type", src.metrics.registry.contentType).send(await src.metrics.registry.metrics());
-  });
-  const { host, port } = parseListen(listen);
-  await app.listen({ host, port });
-  const addr = app.server.address();
-  return { app, port: typeof addr === "object" && addr ? addr.port : port };
+    src.metrics.setReady(r.ready);
+    return r;
+  };
+  const server = createLocalServer(
+    {
+      "GET /healthz": async () => ({ body: { ok: true, joined: src.joined() } }),
+      "GET /readyz": async () => {
+        const r = await readiness();
+        return { status: r.ready ? 200 : 503, body: r };
+      },
+      "GET /metrics": async () => {
+        await readiness();
+        const m = await src.metrics.render();
+        return { body: m.body, contentType: m.contentType };
+      },
+    },
+    { bodyLimit: 1024 },
+  );
+  const { host, port } = parseListen(listenOn);
+  await listen(server, { host, port });
+  const addr = server.address();
+  return { server, port: typeof addr === "object" && addr ? addr.port : port, close: () => close(server) };
 }

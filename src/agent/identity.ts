@@ -1,13 +1,15 @@
 // Who this node is: its name, addresses and facts. Interface reads are injected for tests.
 import os from "node:os";
 import { isIP } from "node:net";
-import si from "systeminformation";
 import type { CryptoSummary, NodeFacts } from "../protocol/messages.js";
 import { processCryptoSummary } from "../crypto/process.js";
 import { normalizeIp } from "../pki/names.js";
 import { ConnectionAddress } from "../util/local-address.js";
+import { readHostFacts, type HostFacts } from "./host-facts.js";
 
-export const AGENT_VERSION = "0.1.0";
+import { AGENT_VERSION } from "../version.js";
+
+export { AGENT_VERSION };
 
 export interface AddressOptions {
   /**
@@ -48,23 +50,13 @@ export function defaultNodeName(hostname: string = os.hostname()): string {
   return hostname.toLowerCase();
 }
 
-export interface HostFacts {
-  fqdn?: string;
-  machineId?: string;
-  distro?: string;
-  release?: string;
-  kernel?: string;
-  arch?: string;
-}
+export type { HostFacts } from "./host-facts.js";
 
 let cachedHostFacts: Promise<HostFacts> | undefined;
 
-/** systeminformation is slow (it spawns commands); read it once per process. */
+/** Read once per process (it runs `hostname --fqdn`). */
 export function hostFacts(): Promise<HostFacts> {
-  cachedHostFacts ??= (async () => {
-    const [osInfo, uuid] = await Promise.all([si.osInfo().catch(() => undefined), si.uuid().catch(() => undefined)]);
-    return { fqdn: osInfo?.fqdn || undefined, machineId: uuid?.os || undefined, distro: osInfo?.distro, release: osInfo?.release, kernel: osInfo?.kernel, arch: osInfo?.arch };
-  })();
+  cachedHostFacts ??= readHostFacts();
   return cachedHostFacts;
 }
 

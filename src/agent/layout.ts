@@ -46,3 +46,8 @@ export function nodeLayout(root: string, stateDir?: string): NodeLayout {
 export function layoutFor(config: { root: string; stateDir?: string }): NodeLayout {
   return nodeLayout(config.root, config.stateDir);
 }
+
+/** The unix socket `nodecert renew` reaches a running agent on. */
+export function controlSocketPath(config: { controlSocket?: string }, layout: NodeLayout): string {
+  return config.controlSocket ?? path.join(layout.stateDir, "control.sock");
+}

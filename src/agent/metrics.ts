@@ -1,49 +1,73 @@
-// Prometheus metrics for the agent (prom-client), in a registry of its own so several agents can
-// live in one process (tests, simulations).
-import { Counter, Gauge, Registry } from "prom-client";
+// The agent's metrics. The values live here as plain numbers (the renewer and the health server
+// set them); prom-client, which renders them in the Prometheus text format, is loaded only when
+// /metrics is first scraped, so an agent nobody scrapes (and the one-shot CLI verbs) never pays
+// for it. One instance per agent, so several agents can live in one process (tests, simulations).
 import type { CertKind } from "../pki/csr.js";
 import type { CryptoReport } from "../crypto/fips-exec.js";
 
+export interface MetricValues {
+  /** notAfter per kind, ms since the epoch. */
+  expiry: Map<CertKind, number>;
+  /** When each kind is due, ms since the epoch. */
+  nextRenewal: Map<CertKind, number>;
+  /** Last successful renewal per kind, ms since the epoch. */
+  lastSuccess: Map<CertKind, number>;
+  /** Renewal attempts by "kind result". */
+  renewals: Map<string, { kind: CertKind; result: "success" | "failure"; count: number }>;
+  renewalErrors: number;
+  hookFailures: Map<string, number>;
+  ready: boolean;
+  crypto?: { provider: string; mode: string; fips: boolean; selfTestPassed: boolean };
+}
+
+export interface RenderedMetrics {
+  contentType: string;
+  body: string;
+}
+
 export class AgentMetrics {
-  readonly registry = new Registry();
-  private readonly expiries = new Map<CertKind, number>();
+  readonly values: MetricValues = { expiry: new Map(), nextRenewal: new Map(), lastSuccess: new Map(), renewals: new Map(), renewalErrors: 0, hookFailures: new Map(), ready: false };
+  private renderer: Promise<() => Promise<RenderedMetrics>> | undefined;
 
-  readonly expiry = new Gauge({ name: "nodecert_certificate_expiry_timestamp_seconds", help: "notAfter of the installed certificate", labelNames: ["kind"], registers: [this.registry] });
-  readonly ttl: Gauge;
-  readonly renewals = new Counter({ name: "nodecert_renewals_total", help: "Renewal attempts by result", labelNames: ["kind", "result"], registers: [this.registry] });
-  readonly renewalErrors = new Counter({ name: "nodecert_renewal_errors_total", help: "Failed renewal attempts", registers: [this.registry] });
-  readonly lastSuccess = new Gauge({ name: "nodecert_last_renewal_success_timestamp_seconds", help: "Time of the last successful renewal", labelNames: ["kind"], registers: [this.registry] });
-  readonly nextRenewal = new Gauge({ name: "nodecert_next_renewal_timestamp_seconds", help: "When the certificate is due for renewal", labelNames: ["kind"], registers: [this.registry] });
-  readonly hookFailures = new Counter({ name: "nodecert_hook_failures_total", help: "Reload hook failures", labelNames: ["hook"], registers: [this.registry] });
-  readonly ready = new Gauge({ name: "nodecert_ready", help: "1 when the client certificate is valid and renewals are healthy", registers: [this.registry] });
-
-  readonly fips = new Gauge({ name: "nodecert_fips_mode", help: "1 when the agent runs on a self-tested FIPS provider", labelNames: ["provider", "mode"], registers: [this.registry] });
-  readonly selfTest = new Gauge({ name: "nodecert_crypto_self_test_passed", help: "1 when the startup crypto self-test passed", registers: [this.registry] });
-
-  constructor(clock: () => Date) {
-    const expiries = this.expiries;
-    this.ttl = new Gauge({
-      name: "nodecert_certificate_ttl_seconds",
-      help: "Seconds until the installed certificate expires",
-      labelNames: ["kind"],
-      registers: [this.registry],
-      collect() {
-        for (const [kind, t] of expiries) this.set({ kind }, Math.round((t - clock().getTime()) / 1000));
-      },
-    });
-  }
+  constructor(readonly clock: () => Date) {}
 
   setCrypto(r: CryptoReport): void {
-    const provider = `${r.provider.name}${r.provider.version ? ` ${r.provider.version}` : ""}`;
-    this.fips.set({ provider, mode: r.mode }, r.fips ? 1 : 0);
-    this.selfTest.set(r.selfTest.ok ? 1 : 0);
+    this.values.crypto = { provider: `${r.provider.name}${r.provider.version ? ` ${r.provider.version}` : ""}`, mode: r.mode, fips: r.fips, selfTestPassed: r.selfTest.ok };
   }
 
   setCertificate(kind: CertKind, notAfter: Date | undefined, renewAt: Date | undefined): void {
-    if (notAfter) {
-      this.expiries.set(kind, notAfter.getTime());
-      this.expiry.set({ kind }, notAfter.getTime() / 1000);
-    }
-    if (renewAt) this.nextRenewal.set({ kind }, renewAt.getTime() / 1000);
+    if (notAfter) this.values.expiry.set(kind, notAfter.getTime());
+    if (renewAt) this.values.nextRenewal.set(kind, renewAt.getTime());
+  }
+
+  renewalSucceeded(kind: CertKind, at: Date): void {
+    this.count(kind, "success");
+    this.values.lastSuccess.set(kind, at.getTime());
+  }
+
+  renewalFailed(kinds: CertKind[]): void {
+    this.values.renewalErrors++;
+    for (const k of kinds) this.count(k, "failure");
+  }
+
+  hookFailed(hook: string): void {
+    this.values.hookFailures.set(hook, (this.values.hookFailures.get(hook) ?? 0) + 1);
+  }
+
+  setReady(ready: boolean): void {
+    this.values.ready = ready;
+  }
+
+  /** The Prometheus exposition of the current values (loads prom-client on first use). */
+  async render(): Promise<RenderedMetrics> {
+    this.renderer ??= import("./metrics-registry.js").then((m) => m.promRenderer(this));
+    return (await this.renderer)();
+  }
+
+  private count(kind: CertKind, result: "success" | "failure"): void {
+    const key = `${kind} ${result}`;
+    const c = this.values.renewals.get(key) ?? { kind, result, count: 0 };
+    c.count++;
+    this.values.renewals.set(key, c);
   }
 }

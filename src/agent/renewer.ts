@@ -5,9 +5,8 @@ import { promises as fs } from "node:fs";
 import type { AgentConfig } from "../config/agent.js";
 import type { Logger } from "../log.js";
 import type { CertKind } from "../pki/csr.js";
-import { createNodeCsr } from "../pki/csr.js";
 import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
-import { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem, type KeyAlgorithm } from "../pki/keys.js";
+import type { KeyAlgorithm } from "../pki/keys.js";
 import { privateKeyBlock } from "../pki/pem.js";
 import { verifyNodeCertificate } from "../pki/verify.js";
 import { PROTOCOL_VERSION, RenewResponse, type RenewRequest } from "../protocol/messages.js";
@@ -19,7 +18,6 @@ import { drawRenewAt, effectiveRenewAt } from "./deadline.js";
 import { runHooks, type Exec } from "./hooks.js";
 import type { Identity } from "./identity.js";
 import { readCurrent, readCurrentOutcome } from "./install.js";
-import { join } from "./join.js";
 import type { NodeLayout } from "./layout.js";
 import type { AgentMetrics } from "./metrics.js";
 import { pruneOld } from "./prune.js";
@@ -229,6 +227,9 @@ export class Renewer {
     const pin = config.caCertHash ?? prev?.caPin;
     if (!server || !pin) throw new RenewError("cannot join: set server and caCertHash in the agent configuration");
     logger.info(prev ? "client certificate unusable; re-joining with the bootstrap token" : "joining", { server });
+    // Loaded on first use: key generation and CSRs bring the X.509 library, which an agent that
+    // only watches its certificates between renewals does not need resident.
+    const { join } = await import("./join.js");
     return join({ server, token, caCertHash: pin, layout, identity: await this.d.identity(), keyAlgorithm: this.keyAlgorithmFor(prev), now: this.d.clock, logger });
   }
 
@@ -242,6 +243,7 @@ export class Renewer {
     const trust = await fs.readFile(layout.caFile, "utf8");
     const identity = await this.d.identity();
     const keys: Partial<Record<CertKind, { keyPem: string; csr: string }>> = {};
+    const [{ createNodeCsr }, { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem }] = await Promise.all([import("../pki/csr.js"), import("../pki/keys.js")]); // on first use, as in rejoin()
     for (const kind of kinds) {
       const existing = config.reuseKey ? privateKeyBlock((await readCurrent(layout, kind)) ?? "") : undefined;
       const alg = this.keyAlgorithmFor(state);
@@ -277,11 +279,8 @@ export class Renewer {
     this.lastError = undefined;
     this.retryTimer?.cancel();
     this.retryTimer = undefined;
-    const t = this.d.clock().getTime() / 1000;
-    for (const k of kinds) {
-      this.d.metrics.renewals.inc({ kind: k, result: "success" });
-      this.d.metrics.lastSuccess.set({ kind: k }, t);
-    }
+    const at = this.d.clock();
+    for (const k of kinds) this.d.metrics.renewalSucceeded(k, at);
   }
 
   private async afterInstall(kinds: CertKind[], state: AgentState): Promise<void> {
@@ -296,7 +295,7 @@ export class Renewer {
     await clearJoinError(layout).catch(() => undefined);
     await this.evaluate(); // draws and persists deadlines for the new serials, refreshes metrics
     this.d.onInstalled?.(kinds, s);
-    await runHooks(config.hooks, kinds, { logger, exec: this.d.exec, onFailure: (hook) => this.d.metrics.hookFailures.inc({ hook }) });
+    await runHooks(config.hooks, kinds, { logger, exec: this.d.exec, onFailure: (hook) => this.d.metrics.hookFailed(hook) });
   }
 
   private async onFailure(kinds: CertKind[], message: string): Promise<void> {
@@ -306,8 +305,7 @@ export class Renewer {
     this.lastError = message;
     const now = this.d.clock();
     this.nextAttemptAt = new Date(now.getTime() + delay);
-    metrics.renewalErrors.inc();
-    for (const k of kinds) metrics.renewals.inc({ kind: k, result: "failure" });
+    metrics.renewalFailed(kinds);
     logger.error("renewal failed; the current certificates stay installed", { kinds, error: message, attempt: this.consecutiveFailures, retryInMs: delay });
     await recordLastError(this.d.layout, { at: now.toISOString(), message }).catch(() => undefined);
     this.retryTimer?.cancel();

@@ -1,6 +1,6 @@
 // The agent's own state file (versioned). Newer state is refused, never overwritten.
 import { promises as fs } from "node:fs";
-import { z } from "zod";
+import * as z from "zod";
 import type { NodeLayout } from "./layout.js";
 import { ensureDir, writeFileAtomic } from "../util/files.js";
 

@@ -1,53 +1,52 @@
 // `nodecert join`: first contact with the control plane.
-import type { Command } from "commander";
-import { createLogger } from "../log.js";
+import type { CliEnv } from "./env.js";
 import { cryptoReportFields, ensureCryptoMode, parseFipsMode } from "../crypto/fips-exec.js";
+import { parseKeyAlgorithm } from "../pki/key-algorithms.js";
+import { createLogger } from "../log.js";
 import { nodeLayout } from "../agent/layout.js";
 import { configuredIdentity } from "../agent/identity.js";
+import { protectTokenArgument, readBootstrapToken } from "../agent/token-source.js";
 import { join } from "../agent/join.js";
 import { readState } from "../agent/state.js";
 import { writeCryptoRecord } from "../agent/crypto-record.js";
-import { parseKeyAlgorithm } from "../pki/keys.js";
 import { certificateStatus, formatStatusTable, statusHealthy } from "../agent/status.js";
-import { protectTokenArgument, readBootstrapToken, TOKEN_ENV } from "../agent/token-source.js";
 
-export function registerJoin(program: Command): void {
-  program
-    .command("join")
-    .description("join this node: fetch and pin the CA, get kubelet certificates, install them")
-    .requiredOption("--server <url>", "control plane URL, e.g. https://cp.example:9443")
-    .option("--token-file <file>", `file holding the bootstrap token from 'nodecert token create' (or: --token -, or ${TOKEN_ENV})`)
-    .option("--token <token>", "'-' reads the bootstrap token from stdin (a literal token here is visible to other users in ps)")
-    .requiredOption("--ca-cert-hash <sha256:hex>", "CA pin printed by 'nodecert server init' (kubeadm's format)")
-    .option("--root <dir>", "filesystem root for every path written", "/")
-    .option("--node-name <name>", "node name (default: lowercased hostname)")
-    .option("--key-algorithm <alg>", "ECDSA-P256, ECDSA-P384, RSA-2048, RSA-3072, RSA-4096 or Ed25519", "ECDSA-P256")
-    .option("--address <ip...>", "use exactly these addresses (default: the local address of the connection to the server)")
-    .option("--extra-san <name...>", "extra DNS names or IPs for the serving certificate (signed only where the control plane approved them)")
-    .option("--all-interfaces", "ask for every interface address, the host name and FQDN instead")
-    .option("--include-loopback", "with --all-interfaces: also loopback addresses")
-    .option("--fips <mode>", "crypto provider: auto, on or off", "auto")
-    .option("--fips-provider-dir <dir>", "directory holding the OpenSSL FIPS provider (fips.so and fipsmodule.cnf)")
-    .action(async (o: { server: string; token?: string; tokenFile?: string; caCertHash: string; root: string; nodeName?: string; keyAlgorithm: string; address?: string[]; extraSan?: string[]; allInterfaces?: boolean; includeLoopback?: boolean; fips: string; fipsProviderDir?: string }) => {
-      const logger = createLogger({ component: "join", stream: process.stderr });
-      protectTokenArgument(o, { warn: (m) => logger.warn(m) });
-      // Before anything else: this may re-execute the process on the FIPS provider.
-      const crypto = await ensureCryptoMode(parseFipsMode(o.fips), { providerDir: o.fipsProviderDir });
-      logger.info("crypto provider", cryptoReportFields(crypto));
-      const layout = nodeLayout(o.root);
-      const existing = await readState(layout);
-      if (existing && !existing.evicted && statusHealthy((await certificateStatus(layout, new Date())).filter((r) => !r.certificate.startsWith("ca")))) {
-        process.stdout.write(`already joined as ${existing.nodeName} with valid certificates; nothing to do\n`);
-        return;
-      }
-      const identity = await configuredIdentity({
-        nodeName: () => o.nodeName,
-        addresses: () => ({ source: o.allInterfaces ? "interfaces" : "connection", includeLoopback: !!o.includeLoopback, includeLinkLocal: false, extra: o.extraSan ?? [], only: o.address }),
-        server: async () => o.server,
-      })();
-      const token = await readBootstrapToken(o);
-      await join({ server: o.server, token, caCertHash: o.caCertHash, layout, identity, keyAlgorithm: parseKeyAlgorithm(o.keyAlgorithm), now: () => new Date(), logger });
-      await writeCryptoRecord(layout, crypto, new Date(), "join").catch((e: Error) => logger.warn("cannot record the crypto provider for 'nodecert status'", { error: e.message }));
-      process.stdout.write(`joined as ${identity.nodeName}\n\n` + formatStatusTable(await certificateStatus(layout, new Date())));
-    });
+export interface JoinOptions {
+  server: string;
+  token?: string;
+  tokenFile?: string;
+  caCertHash: string;
+  root: string;
+  nodeName?: string;
+  keyAlgorithm: string;
+  address?: string[];
+  extraSan?: string[];
+  allInterfaces?: boolean;
+  includeLoopback?: boolean;
+  fips: string;
+  fipsProviderDir?: string;
+}
+
+export async function joinNode(env: CliEnv, o: JoinOptions): Promise<void> {
+  // First: a literal --token leaves argv (and a FIPS re-exec's argv) before anything else runs.
+  protectTokenArgument(o, { env: env.env, warn: (m) => env.stderr.write(`warning: ${m}\n`) });
+  // Before anything else: this may re-execute the process on the FIPS provider.
+  const crypto = await ensureCryptoMode(parseFipsMode(o.fips), { providerDir: o.fipsProviderDir });
+  const logger = createLogger({ component: "join", stream: env.stderr });
+  logger.info("crypto provider", cryptoReportFields(crypto));
+  const layout = nodeLayout(o.root);
+  const existing = await readState(layout);
+  if (existing && !existing.evicted && statusHealthy((await certificateStatus(layout, env.now())).filter((r) => !r.certificate.startsWith("ca")))) {
+    env.stdout.write(`already joined as ${existing.nodeName} with valid certificates; nothing to do\n`);
+    return;
+  }
+  const identity = await configuredIdentity({
+    nodeName: () => o.nodeName,
+    addresses: () => ({ source: o.allInterfaces ? "interfaces" : "connection", includeLoopback: !!o.includeLoopback, includeLinkLocal: false, extra: o.extraSan ?? [], only: o.address }),
+    server: async () => o.server,
+  })();
+  const token = await readBootstrapToken(o, { env: env.env });
+  await join({ server: o.server, token, caCertHash: o.caCertHash, layout, identity, keyAlgorithm: parseKeyAlgorithm(o.keyAlgorithm), now: () => env.now(), logger });
+  await writeCryptoRecord(layout, crypto, env.now(), "join").catch((e: Error) => logger.warn("cannot record the crypto provider for 'nodecert status'", { error: e.message }));
+  env.stdout.write(`joined as ${identity.nodeName}\n\n` + formatStatusTable(await certificateStatus(layout, env.now())));
 }

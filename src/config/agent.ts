@@ -1,8 +1,8 @@
 // agent.yaml: schema and defaults.
-import { z } from "zod";
-import { KEY_ALGORITHMS } from "../pki/keys.js";
+import * as z from "zod";
+import { KEY_ALGORITHMS } from "../pki/key-algorithms.js";
 import { durationMs } from "./duration-schema.js";
-import { FIPS_MODES } from "../crypto/fips-exec.js";
+import { FIPS_MODES } from "../crypto/fips-mode.js";
 
 const hookCommon = {
   /** Which certificate installs trigger the hook. */

@@ -1,5 +1,5 @@
 // A zod field that accepts "90s", "5m", "24h" (or seconds as a number) and yields milliseconds.
-import { z } from "zod";
+import * as z from "zod";
 import { parseDuration } from "./duration.js";
 
 export const durationMs = z.union([z.string(), z.number()]).transform((v, ctx) => {

@@ -1,10 +1,10 @@
 // server.yaml: schema and defaults.
-import { z } from "zod";
+import * as z from "zod";
 import { durationMs } from "./duration-schema.js";
 import { DEFAULT_POLICY } from "../server/policy.js";
 import { cidrProblem } from "../server/san-policy.js";
-import { KEY_ALGORITHMS } from "../pki/keys.js";
-import { FIPS_MODES } from "../crypto/fips-exec.js";
+import { KEY_ALGORITHMS } from "../pki/key-algorithms.js";
+import { FIPS_MODES } from "../crypto/fips-mode.js";
 import { DEFAULT_HTTP_LIMITS } from "../server/http-limits.js";
 import { DEFAULT_CHANNEL_LIMITS } from "../server/channel-limits.js";
 
@@ -119,8 +119,4 @@ export const ServerConfig = z
   .strict();
 export type ServerConfig = z.infer<typeof ServerConfig>;
 
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(listen);
-  if (!m) throw new Error(`invalid listen address "${listen}": use host:port, e.g. 0.0.0.0:9443`);
-  return { host: m[1] || "0.0.0.0", port: Number(m[2]) };
-}
+export { parseListen } from "./listen.js";

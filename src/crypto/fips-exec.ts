@@ -22,13 +22,9 @@ import {
 } from "./detect.js";
 import { describeSelfTest, runSelfTest, type SelfTestResult } from "./self-test.js";
 
-export const FIPS_MODES = ["auto", "on", "off"] as const;
-export type FipsMode = (typeof FIPS_MODES)[number];
+import { type FipsMode } from "./fips-mode.js";
 
-export function parseFipsMode(s: string): FipsMode {
-  if ((FIPS_MODES as readonly string[]).includes(s)) return s as FipsMode;
-  throw new Error(`invalid fips mode "${s}": use auto, on or off`);
-}
+export { FIPS_MODES, parseFipsMode, type FipsMode } from "./fips-mode.js";
 
 /** Set in the re-executed child (JSON); its presence means "do not re-execute again". */
 export const FIPS_CHILD_ENV = "NODECERT_FIPS_CHILD";

@@ -1,7 +1,7 @@
 // The algorithm policy of FIPS mode. Pure: callers (key generation, CSR approval, TLS setup)
 // ask it what is allowed and get a reason they can show when something is refused. Imports only
 // types from pki/, so pki/keys.ts can import this module without a cycle.
-import type { KeyAlgorithm } from "../pki/keys.js";
+import type { KeyAlgorithm } from "../pki/key-algorithms.js";
 
 /** Key algorithms allowed in FIPS mode (FIPS 186-4 RSA and ECDSA on NIST curves). */
 export const FIPS_KEY_ALGORITHMS: readonly KeyAlgorithm[] = ["RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256", "ECDSA-P384"];

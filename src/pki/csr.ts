@@ -1,8 +1,23 @@
 // Builds and reads the kubelet's CSRs. Pure: WebCrypto only.
 import { x509 } from "../crypto/provider.js";
 import { describeKeyObject, keyObjectFromSpki, signingParams, type KeyAlgorithm, type KeyPair } from "./keys.js";
-import { NODE_ORG, nodeCommonName, splitSans, type SanSet } from "./names.js";
-import { sansOf, extensionOf, EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from "./certificate-info.js";
+import { NODE_ORG, nodeCommonName, normalizeIp, splitSans, type SanSet } from "./names.js";
+import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from "./certificate-info.js";
+
+/** Finds an extension by class (a CSR's getExtension only accepts OIDs). */
+export function extensionOf<T extends x509.Extension>(exts: readonly x509.Extension[], ctor: new (...a: never[]) => T): T | null {
+  return (exts.find((e) => e instanceof ctor) as T | undefined) ?? null;
+}
+
+export function sansOf(ext: x509.SubjectAlternativeNameExtension | null): SanSet {
+  const dns: string[] = [];
+  const ip: string[] = [];
+  for (const n of ext?.names.items ?? []) {
+    if (n.type === "dns") dns.push(n.value.toLowerCase());
+    else if (n.type === "ip") ip.push(normalizeIp(n.value));
+  }
+  return { dns: dns.sort(), ip: ip.sort() };
+}
 
 export type CertKind = "client" | "serving";
 

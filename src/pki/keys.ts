@@ -1,11 +1,11 @@
 // Key generation and import for the algorithms nodecert supports. Pure: WebCrypto only.
-import { createPrivateKey, createPublicKey, KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import { subtle } from "../crypto/provider.js";
 import { encodePem, decodePem } from "./pem.js";
+import { describeKeyObject, type KeyAlgorithm } from "./key-algorithms.js";
 
-export const KEY_ALGORITHMS = ["ECDSA-P256", "ECDSA-P384", "RSA-2048", "RSA-3072", "RSA-4096", "Ed25519"] as const;
-export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
-export const DEFAULT_KEY_ALGORITHM: KeyAlgorithm = "ECDSA-P256";
+// The names and Node-KeyObject helpers live in key-algorithms.ts, which loads no X.509 library.
+export { KEY_ALGORITHMS, DEFAULT_KEY_ALGORITHM, parseKeyAlgorithm, describeKeyObject, keyObjectFromSpki, type KeyAlgorithm } from "./key-algorithms.js";
 
 export interface KeyPair {
   algorithm: KeyAlgorithm;
@@ -42,13 +42,6 @@ export function signingParams(alg: KeyAlgorithm): Algorithm | EcdsaParams {
   return { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } as RsaHashedImportParams;
 }
 
-export function parseKeyAlgorithm(s: string): KeyAlgorithm {
-  const norm = s.trim().toUpperCase().replace(/_/g, "-");
-  const found = KEY_ALGORITHMS.find((a) => a.toUpperCase() === norm);
-  if (!found) throw new Error(`unknown key algorithm "${s}": use one of ${KEY_ALGORITHMS.join(", ")}`);
-  return found;
-}
-
 export async function generateKeyPair(alg: KeyAlgorithm): Promise<KeyPair> {
   const pair = (await subtle.generateKey(keyParams(alg) as EcKeyGenParams, true, ["sign", "verify"])) as CryptoKeyPair;
   return { algorithm: alg, privateKey: pair.privateKey, publicKey: pair.publicKey };
@@ -56,29 +49,6 @@ export async function generateKeyPair(alg: KeyAlgorithm): Promise<KeyPair> {
 
 export async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
   return encodePem("PRIVATE KEY", await subtle.exportKey("pkcs8", key));
-}
-
-/** Describes a Node KeyObject (public or private) as one of our algorithm names, or a plain description. */
-export function describeKeyObject(key: KeyObject): { algorithm: KeyAlgorithm | undefined; description: string; bits?: number } {
-  const type = key.asymmetricKeyType;
-  const d = key.asymmetricKeyDetails ?? {};
-  if (type === "ec") {
-    const curve = d.namedCurve;
-    if (curve === "prime256v1") return { algorithm: "ECDSA-P256", description: "ECDSA P-256", bits: 256 };
-    if (curve === "secp384r1") return { algorithm: "ECDSA-P384", description: "ECDSA P-384", bits: 384 };
-    return { algorithm: undefined, description: `ECDSA ${curve ?? "unknown curve"}` };
-  }
-  if (type === "rsa") {
-    const bits = d.modulusLength ?? 0;
-    const alg = (["RSA-2048", "RSA-3072", "RSA-4096"] as const).find((a) => a === `RSA-${bits}`);
-    return { algorithm: alg, description: `RSA ${bits}`, bits };
-  }
-  if (type === "ed25519") return { algorithm: "Ed25519", description: "Ed25519", bits: 256 };
-  return { algorithm: undefined, description: type ?? "unknown" };
-}
-
-export function keyObjectFromSpki(spkiDer: ArrayBuffer | Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.from(spkiDer as ArrayBuffer), format: "der", type: "spki" });
 }
 
 /** Imports a PEM private key (PKCS#8, SEC1 or PKCS#1) as a WebCrypto signing key. */

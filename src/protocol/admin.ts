@@ -1,6 +1,6 @@
 // Admin API bodies (mTLS with the admin certificate). No I/O.
-import { z } from "zod";
-import { KEY_ALGORITHMS } from "../pki/keys.js";
+import * as z from "zod";
+import { KEY_ALGORITHMS } from "../pki/key-algorithms.js";
 
 export const EvictRequest = z.object({ reason: z.string().max(512).default("evicted by an administrator") }).strict();
 

@@ -1,7 +1,7 @@
 // Messages on the agent ⇄ server WebSocket: versioned JSON envelopes {v, id, type, ...},
 // validated by schema on both sides. No I/O.
-import { z } from "zod";
-import { KEY_ALGORITHMS } from "../pki/keys.js";
+import * as z from "zod";
+import { KEY_ALGORITHMS } from "../pki/key-algorithms.js";
 import { CryptoSummary, IpAddress, printable } from "./messages.js";
 
 export const CHANNEL_VERSION = 1;

@@ -1,6 +1,6 @@
 // Wire messages between agent and server, validated by schema on both sides. No I/O.
 import { isIP } from "node:net";
-import { z } from "zod";
+import * as z from "zod";
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_BODY_BYTES = 64 * 1024;

@@ -1,7 +1,7 @@
 // Admin routes for the fleet, rotation campaigns and CA rotation. Every route requires the admin
 // certificate: buildApi attaches that check to every route that is not node-facing.
 import type { FastifyInstance } from "fastify";
-import type { z } from "zod";
+import type * as z from "zod";
 import { describeZodError } from "../protocol/messages.js";
 import { CaAdvanceRequest, CampaignRequest, CaRotateRequest, EvictRequest, type NodeView } from "../protocol/admin.js";
 import { HttpError } from "./http-error.js";

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "../log.js";
 import { formatDuration } from "../config/duration.js";
 import type { Ack } from "../protocol/channel.js";
-import type { KeyAlgorithm } from "../pki/keys.js";
+import type { KeyAlgorithm } from "../pki/key-algorithms.js";
 import type { CampaignNodeRecord, CampaignRecord, Store } from "./store/store.js";
 import type { Hub } from "./hub.js";
 import { backoffDelay } from "../platform/backoff.js";

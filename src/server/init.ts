@@ -2,7 +2,7 @@
 import { existsSync, promises as fs } from "node:fs";
 import YAML from "yaml";
 import { createPrivateKey } from "node:crypto";
-import { describeKeyObject } from "../pki/keys.js";
+import { describeKeyObject } from "../pki/key-algorithms.js";
 import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
 import type { RandomBytes } from "../pki/certificate.js";
 import { ensureCa, ensureKek, loadCa } from "./ca.js";

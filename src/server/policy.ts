@@ -3,7 +3,7 @@ import { type BlockList, isIP } from "node:net";
 import type { ParsedCsr } from "../pki/csr.js";
 import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from "../pki/certificate-info.js";
 import { dns1123SubdomainProblem, NODE_ORG, nodeCommonName } from "../pki/names.js";
-import type { KeyAlgorithm } from "../pki/keys.js";
+import type { KeyAlgorithm } from "../pki/key-algorithms.js";
 import type { NodeFacts } from "../protocol/messages.js";
 import { fipsKeyAlgorithmDecision, fipsSignatureHashDecision } from "../crypto/fips-policy.js";
 import { ALWAYS_REFUSED, blockList, describeAllowed, loopbackExempt, OTHER_NODE_RULE, otherNodeReason, sanKey, sanSource, type SanContext, type SanKind, type SanPolicyConfig } from "./san-policy.js";

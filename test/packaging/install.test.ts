@@ -39,7 +39,7 @@ function diff(a: Map<string, string>, b: Map<string, string>): string[] {
 async function snapshotSource(): Promise<string> {
   const src = path.join(tempDir("nodecert-src-"), "nodecert");
   mkdirSync(path.join(src, "scripts"), { recursive: true });
-  for (const f of ["package.json", "package-lock.json", "tsconfig.json", "bin", "src", "systemd", "scripts/install.sh"]) {
+  for (const f of ["package.json", "package-lock.json", "tsconfig.json", "bin", "src", "dist", "systemd", "scripts/install.sh"]) {
     cpSync(path.join(ROOT, f), path.join(src, f), { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
   }
   const sameFs = statSync(ROOT).dev === statSync(src).dev;
@@ -82,7 +82,7 @@ describe("scripts/install.sh", function () {
       assert.equal(first.code, 0, `${first.stdout}${first.stderr}`);
       assert.match(first.stdout, /installed nodecert \S+ in \/usr\/lib\/nodecert/);
       const prefix = path.join(root, "usr/lib/nodecert");
-      for (const f of ["package.json", "package-lock.json", "tsconfig.json", "bin/nodecert", "src/cli/main.ts", "node_modules/tsx/package.json"]) {
+      for (const f of ["package.json", "package-lock.json", "bin/nodecert", "dist/cli/main.js", "node_modules/better-sqlite3/package.json"]) {
         assert.ok(existsSync(path.join(prefix, f)), `missing ${f}`);
       }
       assert.equal(readlinkSync(path.join(root, "usr/bin/nodecert")), "/usr/lib/nodecert/bin/nodecert");
@@ -98,10 +98,14 @@ describe("scripts/install.sh", function () {
       assert.equal(config.root, root, "the default agent.yaml is a valid (empty) configuration");
     });
 
-    it("leaves devDependencies out but keeps tsx, which runs the TypeScript", () => {
-      const nm = path.join(root, "usr/lib/nodecert/node_modules");
-      assert.ok(existsSync(path.join(nm, "tsx")));
-      for (const dev of ["mocha", "typescript", "@types/node"]) assert.ok(!existsSync(path.join(nm, dev)), `${dev} should not be installed`);
+    it("installs the compiled program only: no TypeScript sources, no tsx or other devDependencies", () => {
+      const prefix = path.join(root, "usr/lib/nodecert");
+      const nm = path.join(prefix, "node_modules");
+      for (const dev of ["tsx", "esbuild", "mocha", "typescript", "@types/node"]) assert.ok(!existsSync(path.join(nm, dev)), `${dev} should not be installed`);
+      assert.ok(!existsSync(path.join(prefix, "src")) && !existsSync(path.join(prefix, "tsconfig.json")), "no sources");
+      // (Some dependencies ship their own .ts next to their JavaScript; ours must not be there.)
+      const ts = [...listing(prefix).keys()].filter((f) => !f.startsWith("node_modules/") && /\.[cm]?ts$/.test(f) && !/\.d\.[cm]?ts$/.test(f));
+      assert.deepEqual(ts, [], "no TypeScript files of nodecert in the installed tree");
       for (const link of readdirSync(path.join(nm, ".bin"))) assert.ok(existsSync(path.join(nm, ".bin", link)), `dangling .bin/${link}`);
     });
 
@@ -110,12 +114,28 @@ describe("scripts/install.sh", function () {
       assert.equal(now, hiddenLockBefore);
     });
 
-    it("the installed program runs", async () => {
-      const installed = await run(path.join(root, "usr/lib/nodecert/bin/nodecert"), ["--version"]);
+    it("the installed program runs on plain node, without tsx or sources anywhere it could find them", async () => {
+      // A copy of the installed tree outside this checkout: nothing can resolve from ROOT's
+      // node_modules (which holds tsx) or fall back on src/.
+      const alone = path.join(tempDir("nodecert-installed-"), "nodecert");
+      const cp = await run("cp", ["-a", path.join(root, "usr/lib/nodecert"), alone]);
+      assert.equal(cp.code, 0, cp.stderr);
+      const installed = await run(path.join(alone, "bin/nodecert"), ["--version"]);
       assert.equal(installed.code, 0, installed.stderr);
       const fromSource = await run(BIN, ["--version"]);
       assert.equal(installed.stdout.trim(), fromSource.stdout.trim());
       assert.match(installed.stdout.trim(), /^\d+\.\d+\.\d+/);
+      // A verb that loads real code (configuration, certificates, the crypto record).
+      const status = await run(path.join(alone, "bin/nodecert"), ["status", "--root", path.join(root, "empty-node"), "-o", "json"]);
+      assert.equal(status.code, 1, status.stderr);
+      assert.deepEqual(JSON.parse(status.stdout).certificates.map((c: { state: string }) => c.state), ["missing", "missing", "missing"]);
+      // ...and one that opens the native SQLite addon from the installed node_modules.
+      const serverDir = path.join(tempDir(), "server");
+      mkdirSync(serverDir);
+      writeFileSync(path.join(serverDir, "nodecert.db"), "");
+      const migrate = await run(path.join(alone, "bin/nodecert"), ["migrate", "--config", path.join(root, "none.yaml"), "--server-dir", serverDir]);
+      assert.equal(migrate.code, 0, migrate.stderr);
+      assert.match(migrate.stdout, /server database .*nodecert\.db: at schema v\d+/);
     });
 
     it("a second run changes nothing (contents, modes, mtimes, inodes)", async () => {

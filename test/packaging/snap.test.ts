@@ -6,6 +6,28 @@ import YAML from "yaml";
 import { ROOT, run, startServer, tempDir, type TestServer } from "../support/helpers.js";
 import { until } from "../support/fleet.js";
 
+/** node_modules with this checkout's non-dev packages only (as `npm install --omit=dev` leaves it), linked. */
+function productionModules(dest: string): void {
+  const lock = JSON.parse(readFileSync(path.join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean }> };
+  for (const [key, info] of Object.entries(lock.packages)) {
+    const name = key.replace(/^node_modules\//, "");
+    if (!key.startsWith("node_modules/") || info.dev || name.includes("/node_modules/") || !existsSync(path.join(ROOT, key))) continue;
+    mkdirSync(path.dirname(path.join(dest, name)), { recursive: true });
+    symlinkSync(path.join(ROOT, key), path.join(dest, name));
+  }
+}
+
+/** Every file under dir (symlinks not followed). */
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...filesUnder(p));
+    else out.push(p);
+  }
+  return out;
+}
+
 /**
  * A simulated snap environment: revision directories built from this tree ($SNAP), a shared
  * $SNAP_COMMON, per-revision $SNAP_DATA, and a stand-in `snapctl` on PATH that keeps `snap set`
@@ -36,17 +58,35 @@ esac
     chmodSync(snapctl, 0o755);
   }
 
-  /** A revision directory from the current tree; `patch` may edit its sources. */
-  revision(rev: number, patch?: (dir: string) => void): string {
+  /**
+   * A revision directory laid out as snapcraft's npm plugin leaves it: `npm install -g --prefix
+   * $SNAP` of this package, i.e. what package.json "files" packs (bin/, dist/) in
+   * $SNAP/lib/node_modules/nodecert with its production dependencies, and $SNAP/bin/nodecert
+   * linking to it. No src/, no tsx. `patch` edits a copy of the sources before that revision's
+   * dist/ is built from them.
+   */
+  async revision(rev: number, patch?: (srcDir: string) => void): Promise<string> {
     const dir = path.join(this.base, `snap/nodecert/${rev}`);
-    mkdirSync(dir, { recursive: true });
-    for (const f of ["bin", "src", "package.json", "tsconfig.json"]) cpSync(path.join(ROOT, f), path.join(dir, f), { recursive: true });
-    symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+    const pkg = path.join(dir, "lib/node_modules/nodecert");
+    mkdirSync(pkg, { recursive: true });
+    const packed = await run("npm", ["pack", "--ignore-scripts", "--silent", "--pack-destination", this.base], { cwd: ROOT });
+    assert.equal(packed.code, 0, packed.stderr);
+    const untar = await run("tar", ["-xzf", path.join(this.base, packed.stdout.trim().split("\n").pop()!), "-C", pkg, "--strip-components=1"]);
+    assert.equal(untar.code, 0, untar.stderr);
+    if (patch) {
+      const src = path.join(this.base, `src-rev${rev}/src`);
+      cpSync(path.join(ROOT, "src"), src, { recursive: true });
+      patch(src);
+      const built = await run(process.execPath, [path.join(ROOT, "scripts/build.mjs"), "--src", src, "--outdir", path.join(pkg, "dist")]);
+      assert.equal(built.code, 0, built.stderr);
+    }
+    productionModules(path.join(pkg, "node_modules"));
+    mkdirSync(path.join(dir, "bin"), { recursive: true });
+    symlinkSync("../lib/node_modules/nodecert/bin/nodecert", path.join(dir, "bin/nodecert"));
     cpSync(path.join(ROOT, "snap/hooks"), path.join(dir, "meta/hooks"), { recursive: true });
     // The bundled runtime snapcraft's npm plugin puts at $SNAP/bin/node; it notes each use.
     writeFileSync(path.join(dir, "bin/node"), `#!/bin/sh\necho "$*" >> "${this.ctl}/bundled-node.log"\nexec "${process.execPath}" "$@"\n`);
     chmodSync(path.join(dir, "bin/node"), 0o755);
-    patch?.(dir);
     return dir;
   }
 
@@ -100,10 +140,10 @@ describe("snap: hooks in a simulated snap environment; refresh keeps keys, rever
   it("install → configure → join → refresh with a bumped state schema → post-refresh → same certificates, no re-join, no rotation, channel back; revert refuses", async () => {
     server = await startServer();
     const sim = new SnapSim();
-    const rev1 = sim.revision(1);
+    const rev1 = await sim.revision(1);
     // Revision 2: this tree plus one more state migration (schema v1 → v2).
-    const rev2 = sim.revision(2, (dir) => {
-      const f = path.join(dir, "src/agent/state-migrations.ts");
+    const rev2 = await sim.revision(2, (srcDir) => {
+      const f = path.join(srcDir, "agent/state-migrations.ts");
       const src = readFileSync(f, "utf8").replace(
         "export const STATE_MIGRATIONS: StateMigration[] = [];",
         'export const STATE_MIGRATIONS: StateMigration[] = [{ to: 2, describe: "record the migrating revision", up: (s) => ({ ...s, migratedBy: "rev2" }) }];',
@@ -112,6 +152,14 @@ describe("snap: hooks in a simulated snap environment; refresh keeps keys, rever
       writeFileSync(f, src);
     });
     const nodeRoot = path.join(sim.base, "host-root");
+    // What ships is compiled JavaScript on plain node: no TypeScript source, no loader for it.
+    for (const rev of [rev1, rev2]) {
+      const files = filesUnder(rev).map((f) => path.relative(rev, f));
+      assert.ok(files.includes("lib/node_modules/nodecert/dist/cli/main.js"), `dist/ is installed in ${rev}`);
+      assert.deepEqual(files.filter((f) => /\.[cm]?ts$/.test(f) && !/\.d\.[cm]?ts$/.test(f)), [], "no TypeScript sources in the snap");
+      assert.ok(!files.some((f) => f.startsWith("lib/node_modules/nodecert/src/")), "no src/ in the snap");
+      for (const dev of ["tsx", "typescript", "esbuild", "mocha"]) assert.ok(!existsSync(path.join(rev, "lib/node_modules/nodecert/node_modules", dev)), `${dev} is not installed`);
+    }
 
     // install
     const inst = await sim.hook(rev1, 1, "install");
@@ -137,12 +185,15 @@ describe("snap: hooks in a simulated snap environment; refresh keeps keys, rever
 
     // the agent joins
     let agent = sim.agent(rev1, 1);
-    await until("joined and connected", () => server.hub.connected("snap-node"), 60_000);
+    // The channel may connect with the new certificates a moment before state.json is written.
+    const stateFile = path.join(sim.common, "state/state.json");
+    await until("joined (state in $SNAP_COMMON/state) and connected", () => server.hub.connected("snap-node") && existsSync(stateFile), 60_000).catch((e: Error) => {
+      throw new Error(`${e.message}; agent output:\n${agent.out()}`);
+    });
     const pki = path.join(nodeRoot, "var/lib/kubelet/pki");
     const before = Object.fromEntries(readdirSync(pki).map((f) => [f, readFileSync(path.join(pki, f), "utf8")]));
     const joins = (await server.store.listAudit()).filter((e) => e.type === "join.issued" || e.type === "join.rejoined").length;
     assert.equal(joins, 1);
-    assert.ok(existsSync(path.join(sim.common, "state/state.json")), "agent state in $SNAP_COMMON/state");
     assert.ok(!existsSync(path.join(nodeRoot, "var/lib/nodecert/state.json")), "nothing under the host's /var/lib/nodecert");
 
     // refresh: snapd stops the service, switches revision, runs post-refresh, starts it again
@@ -154,6 +205,8 @@ describe("snap: hooks in a simulated snap environment; refresh keeps keys, rever
     assert.ok(sim.calls().includes("restart nodecert.agent"), `post-refresh restarts the agent: ${sim.calls()}`);
     const runs = sim.bundledNodeRuns();
     assert.ok(runs.some((l) => / migrate --config /.test(l)) && runs.some((l) => / agent --config /.test(l)), `hooks and daemons run on the bundled $SNAP/bin/node:\n${runs.join("\n")}`);
+    // Plain node on the installed dist/: no loader; the agent daemon adds only V8's lite mode.
+    for (const l of runs) assert.match(l, /^(--lite-mode --no-expose-wasm )?\S+\/snap\/nodecert\/\d+\/lib\/node_modules\/nodecert\/dist\/cli\/main\.js /, l);
     const migrated = JSON.parse(readFileSync(path.join(sim.common, "state/state.json"), "utf8"));
     assert.equal(migrated.schemaVersion, 2);
     assert.ok(existsSync(path.join(sim.common, "state/state.json.v1.bak")), "the v1 state is kept as a backup");

@@ -5,12 +5,11 @@ import path from "node:path";
 import { execFile, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
-import winston from "winston";
 import type { Context } from "mocha";
 import { initServer } from "../../src/server/init.js";
 import { runServer, type RunningServer } from "../../src/server/run.js";
 import { generateToken, hashSecret, parseToken } from "../../src/server/tokens.js";
-import { createLogger, type Logger } from "../../src/log.js";
+import { createLogger, silentLogger, type Logger } from "../../src/log.js";
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 export const BIN = path.join(ROOT, "bin/nodecert");
@@ -48,7 +47,7 @@ export function captureLogger(component = "test"): { logger: Logger; lines: stri
 }
 
 export function quietLogger(): Logger {
-  return winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
+  return silentLogger();
 }
 
 export interface RunResult {

@@ -1,0 +1,32 @@
+// A Renewer for one command (`renew` without a running agent, `needs-renewal`): no schedule, no
+// retries, metrics kept in memory only.
+import { uniform } from "../util/random.js";
+import { createLogger } from "../log.js";
+import { loadYamlConfig } from "../config/load.js";
+import { AgentConfig } from "../config/agent.js";
+import { layoutFor } from "../agent/layout.js";
+import { configuredIdentity } from "../agent/identity.js";
+import { readState } from "../agent/state.js";
+import { Renewer } from "../agent/renewer.js";
+import { AgentMetrics } from "../agent/metrics.js";
+import type { CliEnv } from "./env.js";
+
+export function loadAgentConfig(o: { config: string; root?: string }): AgentConfig {
+  return loadYamlConfig(AgentConfig, o.config, { root: o.root });
+}
+
+export async function oneShotRenewer(env: CliEnv, config: AgentConfig): Promise<Renewer> {
+  const layout = layoutFor(config);
+  const state = await readState(layout);
+  const clock = () => env.now();
+  return new Renewer({
+    config,
+    layout,
+    logger: createLogger({ component: "renew", stream: env.stderr }),
+    clock,
+    random: uniform,
+    identity: configuredIdentity({ nodeName: () => config.nodeName ?? state?.nodeName, addresses: () => config.addresses, server: async () => config.server ?? state?.server }),
+    setTimer: () => ({ cancel() {} }), // one-shot: no retries
+    metrics: new AgentMetrics(clock),
+  });
+}
