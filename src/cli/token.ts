@@ -10,11 +10,13 @@ export interface TokenCreateOptions {
   node?: string;
   uses: string;
   description?: string;
+  san?: string[];
+  cidr?: string[];
 }
 
 export async function tokenCreate(env: CliEnv, o: TokenCreateOptions): Promise<void> {
   const uses = Number(o.uses);
   if (!Number.isInteger(uses) || uses < 1) throw new Error(`--uses must be a positive whole number, got "${o.uses}"`);
-  const body = await adminRequest(o.dir, "/v1/admin/tokens", { ttlSeconds: Math.round(parseDuration(o.ttl) / 1000), node: o.node, uses, description: o.description }, o.server);
+  const body = await adminRequest(o.dir, "/v1/admin/tokens", { ttlSeconds: Math.round(parseDuration(o.ttl) / 1000), node: o.node, uses, description: o.description, sans: o.san, cidrs: o.cidr }, o.server);
   env.stdout.write((body as { token: string }).token + "\n");
 }
