@@ -33,7 +33,8 @@ export interface ServerProcess {
 export async function serverProcess(o: { config?: Record<string, unknown>; prlimitNofile?: number; sans?: string[] } = {}): Promise<ServerProcess> {
   const dir = path.join(tempDir(), "server");
   const port = await freePort();
-  const init = await initServer({ dir, listen: `127.0.0.1:${port}`, sans: o.sans ?? ["localhost", "127.0.0.1"], now: new Date(), random });
+  // Agents here join over loopback, so their serving certificates hold 127.0.0.1 (as startServer allows).
+  const init = await initServer({ dir, listen: `127.0.0.1:${port}`, sans: o.sans ?? ["localhost", "127.0.0.1"], allowLoopbackSans: true, now: new Date(), random });
   const paths = serverPaths(dir);
   if (o.config) {
     const current = (YAML.parse(readFileSync(paths.config, "utf8")) as Record<string, unknown>) ?? {};
