@@ -17,7 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import YAML from "yaml";
-import { requestRenewal } from "../src/agent/control.js";
+import { requestRenewal } from "../src/agent/http/control.js";
 
 const exec = promisify(execFile);
 const arg = (name: string, def: number) => {

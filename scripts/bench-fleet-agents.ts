@@ -15,7 +15,7 @@ import { join } from "../src/agent/join.js";
 import { nodeLayout } from "../src/agent/layout.js";
 import { nodeIdentity, type Identity } from "../src/agent/identity.js";
 import { AgentConfig } from "../src/config/agent.js";
-import { createLogger } from "../src/log.js";
+import { createLogger } from "../src/platform/log.js";
 
 export interface AgentsSetup {
   server: string;

@@ -10,7 +10,7 @@
 // Not a product entry point: run it through bench-fleet.ts.
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { createLogger } from "../src/log.js";
+import { createLogger } from "../src/platform/log.js";
 import { runServer } from "../src/server/run.js";
 
 export type ServerRequest = { seq: number } & ({ type: "stats" } | { type: "gc" } | { type: "push-bundle"; timeoutMs: number } | { type: "close" });

@@ -19,7 +19,7 @@ import { CLK_TCK, commandLine, readProcStatus, shq } from "./proc-stats.js";
 import { initServer } from "../src/server/init.js";
 import { runServer, type RunningServer } from "../src/server/run.js";
 import { generateToken, hashSecret, parseToken } from "../src/server/tokens.js";
-import { silentLogger } from "../src/log.js";
+import { silentLogger } from "../src/platform/log.js";
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const BIN = path.join(ROOT, "bin/nodecert");

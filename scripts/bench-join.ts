@@ -15,7 +15,7 @@ import { join } from "../src/agent/join.js";
 import { nodeLayout } from "../src/agent/layout.js";
 import { nodeIdentity } from "../src/agent/identity.js";
 import type { KeyAlgorithm } from "../src/pki/keys.js";
-import { silentLogger } from "../src/log.js";
+import { silentLogger } from "../src/platform/log.js";
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(name);

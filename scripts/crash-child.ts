@@ -15,8 +15,8 @@ import { nodeIdentity } from "../src/agent/identity.js";
 import { recoverOnStartup } from "../src/agent/recover.js";
 import { Renewer } from "../src/agent/renewer.js";
 import { AgentMetrics } from "../src/agent/metrics.js";
-import { silentLogger } from "../src/log.js";
-import { uniform } from "../src/util/random.js";
+import { silentLogger } from "../src/platform/log.js";
+import { uniform } from "../src/platform/random.js";
 
 function arg(name: string): string {
   const i = process.argv.indexOf(name);

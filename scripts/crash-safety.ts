@@ -28,10 +28,10 @@ import { readState } from "../src/agent/state.js";
 import { privateKeyBlock } from "../src/pki/pem.js";
 import { chainProblems, keyMatchesCertificate } from "../src/pki/verify.js";
 import { certificateInfo } from "../src/pki/certificate-info.js";
-import { TMP_MARKER } from "../src/util/files.js";
+import { TMP_MARKER } from "../src/platform/files.js";
 import type { CertKind } from "../src/pki/csr.js";
 import type { Store } from "../src/server/store/store.js";
-import { silentLogger } from "../src/log.js";
+import { silentLogger } from "../src/platform/log.js";
 
 // ---------------------------------------------------------------------------------------------
 // Options

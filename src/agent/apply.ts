@@ -7,7 +7,7 @@ import type { NodeLayout } from "./layout.js";
 import { certificateInfo } from "../pki/certificate-info.js";
 import { ensureNodeDirs, installKubeconfig, installPair, installTrustBundle, readCurrent } from "./install.js";
 import { readState, writeState, STATE_SCHEMA_VERSION, type AgentState } from "./state.js";
-import { writeFileAtomic } from "../util/files.js";
+import { writeFileAtomic } from "../platform/files.js";
 
 export interface InstallPlan {
   nodeName: string;

@@ -5,7 +5,7 @@ import * as z from "zod";
 import type { CryptoReport } from "../crypto/fips-exec.js";
 import { describeSelfTest } from "../crypto/self-test.js";
 import type { NodeLayout } from "./layout.js";
-import { ensureDir, writeFileAtomic } from "../util/files.js";
+import { ensureDir, writeFileAtomic } from "../platform/files.js";
 
 export const CryptoRecord = z.object({
   recordedAt: z.string(),

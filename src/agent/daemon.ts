@@ -1,23 +1,23 @@
 // `nodecert agent`: the node daemon. Recovers from any interrupted install, then keeps the
 // certificates valid on a schedule; joins when it has none and a token is configured. Serves
 // /healthz, /readyz and /metrics on localhost and a control socket for `nodecert renew`.
-import { uniform } from "../util/random.js";
+import { uniform } from "../platform/random.js";
 import type { AgentConfig } from "../config/agent.js";
-import type { Logger } from "../log.js";
+import type { Logger } from "../platform/log.js";
 import { controlSocketPath, layoutFor, type NodeLayout } from "./layout.js";
 import { configuredIdentity, type HostFacts, type Identity } from "./identity.js";
 import { readState, type AgentState } from "./state.js";
 import { recoverOnStartup } from "./recover.js";
-import { startHealthServer, type Readiness } from "./health.js";
+import { startHealthServer, type Readiness } from "./http/health.js";
 import { AgentMetrics } from "./metrics.js";
 import { Renewer } from "./renewer.js";
 import { cronScheduler, validateSchedule, type ScheduledJob, type Scheduler } from "./scheduler.js";
-import { startControlSocket, type ControlServer } from "./control.js";
+import { startControlSocket, type ControlServer } from "./http/control.js";
 import type { Exec } from "./hooks.js";
 import type { CertKind } from "../pki/csr.js";
-import { ensureDir } from "../util/files.js";
+import { ensureDir } from "../platform/files.js";
 import { Channel } from "./channel.js";
-import { notifySystemd, type NotifyResult, type NotifyState } from "./sd-notify.js";
+import { notifySystemd, type NotifyResult, type NotifyState } from "../platform/sd-notify.js";
 import type { CryptoReport } from "../crypto/fips-exec.js";
 import { writeCryptoRecord } from "./crypto-record.js";
 

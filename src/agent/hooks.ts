@@ -4,7 +4,7 @@ import { execFile } from "node:child_process";
 import { promises as fs } from "node:fs";
 import type { Hook } from "../config/agent.js";
 import type { CertKind } from "../pki/csr.js";
-import type { Logger } from "../log.js";
+import type { Logger } from "../platform/log.js";
 
 export interface HookResult {
   hook: string;

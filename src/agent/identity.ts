@@ -4,7 +4,7 @@ import { isIP } from "node:net";
 import type { CryptoSummary, NodeFacts } from "../protocol/messages.js";
 import { processCryptoSummary } from "../crypto/process.js";
 import { normalizeIp } from "../pki/names.js";
-import { ConnectionAddress } from "../util/local-address.js";
+import { ConnectionAddress } from "../platform/local-address.js";
 import { readHostFacts, type HostFacts } from "./host-facts.js";
 
 import { AGENT_VERSION } from "../version.js";

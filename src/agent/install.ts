@@ -3,7 +3,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { CertKind } from "../pki/csr.js";
 import type { NodeLayout } from "./layout.js";
-import { ensureDir, exists, replaceSymlink, writeFileAtomic } from "../util/files.js";
+import { ensureDir, exists, replaceSymlink, writeFileAtomic } from "../platform/files.js";
 import { kubeletKubeconfig } from "./kubeconfig.js";
 
 /** kubelet's own timestamp format for rotated files: 2006-01-02-15-04-05. */

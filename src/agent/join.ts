@@ -6,7 +6,7 @@ import { exportPrivateKeyPem, generateKeyPair, type KeyAlgorithm } from "../pki/
 import { createNodeCsr } from "../pki/csr.js";
 import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
 import { verifyNodeCertificate } from "../pki/verify.js";
-import { describeErrorBody, RequestFailed, requestJson } from "../util/https-client.js";
+import { describeErrorBody, RequestFailed, requestJson } from "../platform/https-client.js";
 
 /** OpenSSL's verdicts for a chain that does not lead to the anchor. */
 const CHAIN_ERRORS = new Set(["SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "UNABLE_TO_GET_ISSUER_CERT", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "DEPTH_ZERO_SELF_SIGNED_CERT", "CERT_SIGNATURE_FAILURE"]);
@@ -14,7 +14,7 @@ import type { Identity } from "./identity.js";
 import type { NodeLayout } from "./layout.js";
 import { applyInstall } from "./apply.js";
 import { clearJoinError, type AgentState } from "./state.js";
-import type { Logger } from "../log.js";
+import type { Logger } from "../platform/log.js";
 
 export class JoinError extends Error {}
 

@@ -8,7 +8,7 @@ import { recoverPendingInstall } from "./apply.js";
 import { timestampedFiles } from "./prune.js";
 import { privateKeyBlock } from "../pki/pem.js";
 import { keyMatchesCertificate } from "../pki/verify.js";
-import { replaceSymlink, TMP_MARKER } from "../util/files.js";
+import { replaceSymlink, TMP_MARKER } from "../platform/files.js";
 import { readCurrentOutcome } from "./install.js";
 
 function validPair(pem: string | undefined): boolean {

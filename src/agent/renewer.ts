@@ -3,14 +3,14 @@
 // atomically, prunes, runs reload hooks, and backs off with full jitter while renewals fail.
 import { promises as fs } from "node:fs";
 import type { AgentConfig } from "../config/agent.js";
-import type { Logger } from "../log.js";
+import type { Logger } from "../platform/log.js";
 import type { CertKind } from "../pki/csr.js";
 import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
 import type { KeyAlgorithm } from "../pki/keys.js";
 import { privateKeyBlock } from "../pki/pem.js";
 import { verifyNodeCertificate } from "../pki/verify.js";
 import { PROTOCOL_VERSION, RenewResponse, type RenewRequest } from "../protocol/messages.js";
-import { describeErrorBody, requestJson } from "../util/https-client.js";
+import { describeErrorBody, requestJson } from "../platform/https-client.js";
 import { applyInstall } from "./apply.js";
 import { backoffDelay } from "../platform/backoff.js";
 import { CLIENT_UNUSABLE, decide, type Decision } from "./decision.js";

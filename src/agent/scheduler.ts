@@ -1,6 +1,6 @@
 // The renewal schedule, on node-cron (ESM build only: its CJS copy keeps a separate registry).
 import cron from "node-cron";
-import type { Logger } from "../log.js";
+import type { Logger } from "../platform/log.js";
 
 export interface ScheduledJob {
   stop(): void;

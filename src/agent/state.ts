@@ -2,7 +2,7 @@
 import { promises as fs } from "node:fs";
 import * as z from "zod";
 import type { NodeLayout } from "./layout.js";
-import { ensureDir, writeFileAtomic } from "../util/files.js";
+import { ensureDir, writeFileAtomic } from "../platform/files.js";
 
 import { migrateState, STATE_SCHEMA_VERSION } from "./state-migrations.js";
 export { STATE_SCHEMA_VERSION };

@@ -1,7 +1,7 @@
 // Talks to the control plane's admin endpoints with the admin certificate from `server init`.
 import { promises as fs } from "node:fs";
 import { serverPaths } from "../server/paths.js";
-import { describeErrorBody, requestJson } from "../util/https-client.js";
+import { describeErrorBody, requestJson } from "../platform/https-client.js";
 
 export async function adminGet(dir: string, route: string, serverUrl?: string): Promise<unknown> {
   return adminRequest(dir, route, undefined, serverUrl);

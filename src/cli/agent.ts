@@ -40,7 +40,7 @@ export async function agent(env: CliEnv, o: AgentOptions): Promise<void> {
   const quick = fipsSettings(readYamlFile(o.config), o.fips);
   const early = quick ? undefined : await loadConfig(o);
   const crypto = await ensureCryptoMode(quick?.mode ?? early!.fips, { providerDir: quick ? quick.providerDir : early!.fipsProviderDir });
-  const [{ assertKeyAlgorithmAllowed }, { createLogger }, { runAgent }] = await Promise.all([import("../crypto/process.js"), import("../log.js"), import("../agent/daemon.js")]);
+  const [{ assertKeyAlgorithmAllowed }, { createLogger }, { runAgent }] = await Promise.all([import("../crypto/process.js"), import("../platform/log.js"), import("../agent/daemon.js")]);
   /** The configured key algorithm must be one this process may generate (FIPS mode narrows it). */
   const checkKeyAlgorithm = (config: AgentConfig): AgentConfig => {
     try {

@@ -2,7 +2,7 @@
 import { promises as fs } from "node:fs";
 import type { CliEnv } from "./env.js";
 import { adminGet, adminRequest } from "./admin-client.js";
-import type { CaRotationStatus } from "../server/ca-rotation.js";
+import type { CaRotationStatus } from "../server/fleet/ca-rotation.js";
 import { escapeTerminal } from "../platform/text.js";
 
 export interface CaOptions {

@@ -1,5 +1,5 @@
 // Shared CLI bits.
-import type { Logger } from "../log.js";
+import type { Logger } from "../platform/log.js";
 
 export const DEFAULT_SERVER_DIR = "/var/lib/nodecert-server";
 

@@ -10,7 +10,7 @@ import { describeZodError } from "../protocol/messages.js";
 import { normalizePin } from "../pki/pin.js";
 import { TOKEN_RE } from "../server/tokens.js";
 import { readBootstrapToken } from "../agent/token-source.js";
-import { ensureDir, writeFileAtomic } from "../util/files.js";
+import { ensureDir, writeFileAtomic } from "../platform/files.js";
 
 export interface ConfigureOptions {
   out: string;

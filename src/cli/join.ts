@@ -2,7 +2,7 @@
 import type { CliEnv } from "./env.js";
 import { cryptoReportFields, ensureCryptoMode, parseFipsMode } from "../crypto/fips-exec.js";
 import { parseKeyAlgorithm } from "../pki/key-algorithms.js";
-import { createLogger } from "../log.js";
+import { createLogger } from "../platform/log.js";
 import { nodeLayout } from "../agent/layout.js";
 import { configuredIdentity } from "../agent/identity.js";
 import { protectTokenArgument, readBootstrapToken } from "../agent/token-source.js";

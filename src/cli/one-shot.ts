@@ -1,7 +1,7 @@
 // A Renewer for one command (`renew` without a running agent, `needs-renewal`): no schedule, no
 // retries, metrics kept in memory only.
-import { uniform } from "../util/random.js";
-import { createLogger } from "../log.js";
+import { uniform } from "../platform/random.js";
+import { createLogger } from "../platform/log.js";
 import { loadYamlConfig } from "../config/load.js";
 import { AgentConfig } from "../config/agent.js";
 import { layoutFor } from "../agent/layout.js";

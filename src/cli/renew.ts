@@ -3,7 +3,7 @@ import type { CliEnv } from "./env.js";
 import { ensureCryptoMode } from "../crypto/fips-exec.js";
 import { controlSocketPath, layoutFor } from "../agent/layout.js";
 import { KINDS, type RenewOutcome } from "../agent/renewer.js";
-import { requestRenewal } from "../agent/control.js";
+import { requestRenewal } from "../agent/http/control.js";
 import { recoverOnStartup } from "../agent/recover.js";
 import type { CertKind } from "../pki/csr.js";
 import { loadAgentConfig, oneShotRenewer } from "./one-shot.js";

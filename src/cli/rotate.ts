@@ -2,7 +2,7 @@
 import type { CliEnv } from "./env.js";
 import { adminRequest } from "./admin-client.js";
 import { parseKeyAlgorithm } from "../pki/key-algorithms.js";
-import type { CampaignStatus } from "../server/campaigns.js";
+import type { CampaignStatus } from "../server/fleet/campaigns.js";
 
 export interface RotateOptions {
   dir: string;

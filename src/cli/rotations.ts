@@ -3,7 +3,7 @@ import type { CliEnv } from "./env.js";
 import { adminGet } from "./admin-client.js";
 import { table } from "./table.js";
 import { escapeTerminal, terminalJson } from "../platform/text.js";
-import type { CampaignStatus } from "../server/campaigns.js";
+import type { CampaignStatus } from "../server/fleet/campaigns.js";
 
 export interface RotationsOptions {
   dir: string;

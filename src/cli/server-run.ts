@@ -1,9 +1,9 @@
 // `nodecert server run`: the control plane daemon. Type=notify: READY=1 once it listens.
 import type { CliEnv } from "./env.js";
-import { createLogger, type Logger } from "../log.js";
+import { createLogger, type Logger } from "../platform/log.js";
 import { loadYamlConfig } from "../config/load.js";
 import { ServerConfig, parseListen } from "../config/server.js";
-import { notifySystemd, type NotifyState } from "../agent/sd-notify.js";
+import { notifySystemd, type NotifyState } from "../platform/sd-notify.js";
 import { serverPaths } from "../server/paths.js";
 import { ensureCryptoMode, cryptoReportFields } from "../crypto/fips-exec.js";
 import type { RunningServer } from "../server/run.js";

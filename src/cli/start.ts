@@ -3,7 +3,7 @@
 import path from "node:path";
 import { existsSync, promises as fs } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { createLogger } from "../log.js";
+import { createLogger } from "../platform/log.js";
 import { initServer } from "../server/init.js";
 import { runServer } from "../server/run.js";
 import { runAgent } from "../agent/daemon.js";
@@ -13,7 +13,7 @@ import { readCryptoRecord } from "../agent/crypto-record.js";
 import { ensureCryptoMode, parseFipsMode } from "../crypto/fips-exec.js";
 import { adminRequest } from "./admin-client.js";
 import { onShutdown } from "./common.js";
-import { writeFileAtomic, ensureDir } from "../util/files.js";
+import { writeFileAtomic, ensureDir } from "../platform/files.js";
 import { readState } from "../agent/state.js";
 import { nodeLayout } from "../agent/layout.js";
 import os from "node:os";

@@ -5,8 +5,8 @@ import { DEFAULT_POLICY } from "../server/policy.js";
 import { cidrProblem } from "../server/san-policy.js";
 import { KEY_ALGORITHMS } from "../pki/key-algorithms.js";
 import { FIPS_MODES } from "../crypto/fips-mode.js";
-import { DEFAULT_HTTP_LIMITS } from "../server/http-limits.js";
-import { DEFAULT_CHANNEL_LIMITS } from "../server/channel-limits.js";
+import { DEFAULT_HTTP_LIMITS } from "../server/http/limits.js";
+import { DEFAULT_CHANNEL_LIMITS } from "../server/fleet/channel-limits.js";
 
 const duration = durationMs;
 

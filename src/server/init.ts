@@ -5,11 +5,11 @@ import { createPrivateKey } from "node:crypto";
 import { describeKeyObject } from "../pki/key-algorithms.js";
 import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
 import type { RandomBytes } from "../pki/certificate.js";
-import { ensureCa, ensureKek, loadCa } from "./ca.js";
+import { ensureCa, ensureKek, loadCa } from "./ca/ca.js";
 import { serverPaths, type ServerPaths } from "./paths.js";
-import { issueServiceCert, serviceCerts } from "./service-certs.js";
+import { issueServiceCert, serviceCerts } from "./ca/service-certs.js";
 import { SqliteStore } from "./store/sqlite.js";
-import { ensureDir, writeFileAtomic } from "../util/files.js";
+import { ensureDir, writeFileAtomic } from "../platform/files.js";
 import { loadYamlConfig } from "../config/load.js";
 import { ServerConfig, parseListen } from "../config/server.js";
 

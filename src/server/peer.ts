@@ -1,7 +1,7 @@
 // Authenticates the TLS client certificate of a request against the CA, on the server's clock.
 // Node's own `authorized` flag uses the wall clock, which tests cannot move; this one can.
 import type { TLSSocket } from "node:tls";
-import { peerChain } from "../util/peer-chain.js";
+import { peerChain } from "../platform/peer-chain.js";
 import { X509Certificate } from "node:crypto";
 import { chainProblems } from "../pki/verify.js";
 import { certificateInfo, type CertificateInfo } from "../pki/certificate-info.js";

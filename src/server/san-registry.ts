@@ -6,7 +6,7 @@ import { normalizeIp, type SanSet } from "../pki/names.js";
 import { parseListen, type ServerConfig } from "../config/server.js";
 import { tokenGrants, type TokenRecord } from "./tokens.js";
 import type { SanGrant, Store } from "./store/store.js";
-import { HttpError } from "./http-error.js";
+import { HttpError } from "./http/errors.js";
 import { cidrList, type PolicyConfig } from "./policy.js";
 import { allowedSans, controlPlaneSans, parseSanValue, refusedSan, sanKey, type SanContext, type SanHolder, type SanKind, type SanPolicyConfig } from "./san-policy.js";
 

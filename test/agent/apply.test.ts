@@ -9,7 +9,7 @@ import { createSelfSignedCa, issueLeaf } from "../../src/pki/certificate.js";
 import { createNodeCsr, nodeSubject, parseCsr } from "../../src/pki/csr.js";
 import { exportPrivateKeyPem, generateKeyPair } from "../../src/pki/keys.js";
 import { keyMatchesCertificate } from "../../src/pki/verify.js";
-import { ensureDir } from "../../src/util/files.js";
+import { ensureDir } from "../../src/platform/files.js";
 import { FakeClock, random, tempDir } from "../support/helpers.js";
 import { splitSans } from "../../src/pki/names.js";
 

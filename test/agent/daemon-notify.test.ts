@@ -2,9 +2,9 @@
 import { strict as assert } from "node:assert";
 import path from "node:path";
 import { runAgent } from "../../src/agent/daemon.js";
-import type { NotifyResult, NotifyState } from "../../src/agent/sd-notify.js";
+import type { NotifyResult, NotifyState } from "../../src/platform/sd-notify.js";
 import { AgentConfig } from "../../src/config/agent.js";
-import { writeFileAtomic } from "../../src/util/files.js";
+import { writeFileAtomic } from "../../src/platform/files.js";
 import { captureLogger, startServer, tempDir } from "../support/helpers.js";
 
 describe("agent daemon: systemd readiness", () => {

@@ -3,7 +3,7 @@ import path from "node:path";
 import http from "node:http";
 import { runAgent } from "../../src/agent/daemon.js";
 import { AgentConfig } from "../../src/config/agent.js";
-import { writeFileAtomic } from "../../src/util/files.js";
+import { writeFileAtomic } from "../../src/platform/files.js";
 import { captureLogger, freePort, startServer, tempDir } from "../support/helpers.js";
 import { initServer } from "../../src/server/init.js";
 import { random } from "../support/helpers.js";

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { drawRenewAt, effectiveRenewAt, DEADLINE_HIGH, DEADLINE_LOW } from "../../src/agent/deadline.js";
-import { uniform } from "../../src/util/random.js";
+import { uniform } from "../../src/platform/random.js";
 
 describe("agent/deadline: renew at a point drawn in [70 %, 90 %] of the lifetime", () => {
   it("property: 20,000 draws over random lifetimes all land in [70 %, 90 %] and spread uniformly", () => {

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import os from "node:os";
 import { nodeAddresses, nodeIdentity } from "../../src/agent/identity.js";
-import { ConnectionAddress, localAddressToward } from "../../src/util/local-address.js";
+import { ConnectionAddress, localAddressToward } from "../../src/platform/local-address.js";
 
 const ifaces = {
   lo: [

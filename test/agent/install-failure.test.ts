@@ -13,7 +13,7 @@ import { readState } from "../../src/agent/state.js";
 import { privateKeyBlock } from "../../src/pki/pem.js";
 import { chainProblems, keyMatchesCertificate } from "../../src/pki/verify.js";
 import { certificateInfo } from "../../src/pki/certificate-info.js";
-import { TMP_MARKER } from "../../src/util/files.js";
+import { TMP_MARKER } from "../../src/platform/files.js";
 import type { CertKind } from "../../src/pki/csr.js";
 import { quietLogger, startServer, tempDir, type TestServer } from "../support/helpers.js";
 

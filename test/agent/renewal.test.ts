@@ -12,11 +12,11 @@ import { readState } from "../../src/agent/state.js";
 import { certificateInfo } from "../../src/pki/certificate-info.js";
 import { privateKeyBlock } from "../../src/pki/pem.js";
 import { chainProblems, keyMatchesCertificate } from "../../src/pki/verify.js";
-import { requestJson } from "../../src/util/https-client.js";
+import { requestJson } from "../../src/platform/https-client.js";
 import { createNodeCsr } from "../../src/pki/csr.js";
 import { generateKeyPair } from "../../src/pki/keys.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/messages.js";
-import { writeFileAtomic } from "../../src/util/files.js";
+import { writeFileAtomic } from "../../src/platform/files.js";
 import type { Exec } from "../../src/agent/hooks.js";
 import { captureLogger, FakeClock, freePort, nodecert, opensslServer, requireTool, run, startServer, tempDir, type TestServer } from "../support/helpers.js";
 

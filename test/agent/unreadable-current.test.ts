@@ -11,7 +11,7 @@ import { startFleetAgent, type FleetAgent } from "../support/fleet.js";
 import { nodeLayout } from "../../src/agent/layout.js";
 import { readCurrentOutcome } from "../../src/agent/install.js";
 import { recoverOnStartup } from "../../src/agent/recover.js";
-import { writeFileAtomic } from "../../src/util/files.js";
+import { writeFileAtomic } from "../../src/platform/files.js";
 
 describe("agent: an unreadable certificate is reported, never re-joined over", function () {
   this.timeout(90_000);

@@ -8,7 +8,7 @@ import { AgentConfig } from "../../src/config/agent.js";
 import { nodeLayout } from "../../src/agent/layout.js";
 import { certificateInfo } from "../../src/pki/certificate-info.js";
 import { cronScheduler, validateSchedule } from "../../src/agent/scheduler.js";
-import { writeFileAtomic } from "../../src/util/files.js";
+import { writeFileAtomic } from "../../src/platform/files.js";
 import { BIN, captureLogger, freePort, nodecert, startServer, tempDir, type TestServer } from "../support/helpers.js";
 
 let nodes = 0;

@@ -9,7 +9,7 @@ import { nodeLayout } from "../../src/agent/layout.js";
 import { certificateInfo } from "../../src/pki/certificate-info.js";
 import { ENV_SYSTEM_DIRS } from "../../src/crypto/detect.js";
 import { ROOT, freePort, nodecert, requireTool, run, tempDir, type RunResult } from "../support/helpers.js";
-import { requestJson } from "../../src/util/https-client.js";
+import { requestJson } from "../../src/platform/https-client.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/messages.js";
 import { generateKeyPair } from "../../src/pki/keys.js";
 import { createNodeCsr } from "../../src/pki/csr.js";

@@ -4,13 +4,13 @@ import https from "node:https";
 import path from "node:path";
 import { FakeClock, nodecert, random, requireTool, startServer, tempDir, type TestServer } from "../support/helpers.js";
 import { nodeLayout } from "../../src/agent/layout.js";
-import { requestJson } from "../../src/util/https-client.js";
+import { requestJson } from "../../src/platform/https-client.js";
 import { createNodeCsr, nodeSubject, parseCsr } from "../../src/pki/csr.js";
 import { generateKeyPair, type KeyAlgorithm } from "../../src/pki/keys.js";
 import { subtle, x509 } from "../../src/crypto/provider.js";
 import { PROTOCOL_VERSION, type JoinRequest } from "../../src/protocol/messages.js";
-import { loadCa } from "../../src/server/ca.js";
-import { sign } from "../../src/server/signer.js";
+import { loadCa } from "../../src/server/ca/ca.js";
+import { sign } from "../../src/server/ca/signer.js";
 import { opensslCsr, pem, withRsaExponentOne } from "../support/hostile-csr.js";
 import { joinRaw } from "../support/node-client.js";
 

@@ -8,8 +8,8 @@ import { nodecert, requireTool, run, startServer, tempDir, type TestServer } fro
 import { nodeLayout } from "../../src/agent/layout.js";
 import { certificateInfo } from "../../src/pki/certificate-info.js";
 import { splitCertificates } from "../../src/pki/pem.js";
-import { loadCa } from "../../src/server/ca.js";
-import { nextCaPaths } from "../../src/server/ca-rotation.js";
+import { loadCa } from "../../src/server/ca/ca.js";
+import { nextCaPaths } from "../../src/server/fleet/ca-rotation.js";
 
 describe("e2e: join pins across a CA rotation", function () {
   this.timeout(180_000);

@@ -7,11 +7,11 @@ import { startFleetAgent, until, type FleetAgent } from "../support/fleet.js";
 import { nodeLayout } from "../../src/agent/layout.js";
 import { certificateInfo } from "../../src/pki/certificate-info.js";
 import { splitCertificates } from "../../src/pki/pem.js";
-import { CHANNEL_PATH } from "../../src/server/hub.js";
+import { CHANNEL_PATH } from "../../src/server/fleet/hub.js";
 import { CLOSE_POLICY_VIOLATION } from "../../src/protocol/channel.js";
-import { loadCa } from "../../src/server/ca.js";
-import { nextCaPaths } from "../../src/server/ca-rotation.js";
-import { sign } from "../../src/server/signer.js";
+import { loadCa } from "../../src/server/ca/ca.js";
+import { nextCaPaths } from "../../src/server/fleet/ca-rotation.js";
+import { sign } from "../../src/server/ca/signer.js";
 import { nodeSubject } from "../../src/pki/csr.js";
 import { exportPrivateKeyPem, generateKeyPair } from "../../src/pki/keys.js";
 import { random } from "../support/helpers.js";
@@ -313,7 +313,7 @@ describe("e2e: the fleet channel (WebSockets)", function () {
     const asAdmin = await status({ cert: admin, key: admin });
     assert.equal(asAdmin.code, 403);
     assert.match(asAdmin.body, /not a kubelet client certificate/);
-    const health = await (await import("../../src/util/https-client.js")).requestJson(`${server.url}/healthz`, { tls: { ca: server.authority.trustBundle } });
+    const health = await (await import("../../src/platform/https-client.js")).requestJson(`${server.url}/healthz`, { tls: { ca: server.authority.trustBundle } });
     assert.equal(health.status, 200, "the server is still up");
   });
 

@@ -4,11 +4,11 @@ import { strict as assert } from "node:assert";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { nodecert, requireTool, run, startServer, tempDir, type TestServer } from "../support/helpers.js";
-import { requestJson } from "../../src/util/https-client.js";
+import { requestJson } from "../../src/platform/https-client.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/messages.js";
 import { runAgent } from "../../src/agent/daemon.js";
 import { AgentConfig } from "../../src/config/agent.js";
-import { writeFileAtomic } from "../../src/util/files.js";
+import { writeFileAtomic } from "../../src/platform/files.js";
 import { quietLogger } from "../support/helpers.js";
 
 /** An openssl-made key and CSR for `node`, with `sans` as openssl writes them ("DNS:x,IP:y"). */

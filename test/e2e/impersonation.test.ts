@@ -13,8 +13,8 @@ import { certificateInfo, EKU_NODECERT_CONTROL_PLANE, EKU_SERVER_AUTH } from "..
 import { crossSignCa, createSelfSignedCa } from "../../src/pki/certificate.js";
 import { generateKeyPair } from "../../src/pki/keys.js";
 import { splitCertificates } from "../../src/pki/pem.js";
-import { loadCa } from "../../src/server/ca.js";
-import { CHANNEL_PATH } from "../../src/server/hub.js";
+import { loadCa } from "../../src/server/ca/ca.js";
+import { CHANNEL_PATH } from "../../src/server/fleet/hub.js";
 
 interface Impostor {
   port: number;

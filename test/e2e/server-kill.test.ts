@@ -12,7 +12,7 @@ import { serverProcess, type ServerProcess } from "../support/server-process.js"
 import { nodeLayout } from "../../src/agent/layout.js";
 import { certificateInfo } from "../../src/pki/certificate-info.js";
 import { splitCertificates } from "../../src/pki/pem.js";
-import type { CaRotationState } from "../../src/server/ca-rotation.js";
+import type { CaRotationState } from "../../src/server/fleet/ca-rotation.js";
 
 interface DbView {
   rotation?: CaRotationState;

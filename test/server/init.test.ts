@@ -6,7 +6,7 @@ import { serverPaths } from "../../src/server/paths.js";
 import { nodeLayout } from "../../src/agent/layout.js";
 import { certificateInfo } from "../../src/pki/certificate-info.js";
 import { splitCertificates } from "../../src/pki/pem.js";
-import { requestJson } from "../../src/util/https-client.js";
+import { requestJson } from "../../src/platform/https-client.js";
 import { nodecert, opensslServer, random, requireTool, run, startServer, tempDir } from "../support/helpers.js";
 
 const sh = (cmd: string, cwd: string) => run("sh", ["-c", cmd], { cwd });
@@ -144,7 +144,7 @@ describe("server init: CA creation, provided and intermediate CAs, admin authent
 describe("server key-encryption key from systemd credentials", () => {
   it("reads the KEK from $CREDENTIALS_DIRECTORY/kek and fails clearly without it", async () => {
     const { serverPaths: sp } = await import("../../src/server/paths.js");
-    const { loadCa } = await import("../../src/server/ca.js");
+    const { loadCa } = await import("../../src/server/ca/ca.js");
     const { renameSync, mkdirSync } = await import("node:fs");
     const dir = path.join(tempDir(), "srv");
     await initServer({ dir, now: new Date(), random });

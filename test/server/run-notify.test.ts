@@ -4,7 +4,7 @@
 import { strict as assert } from "node:assert";
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { requestJson } from "../../src/util/https-client.js";
+import { requestJson } from "../../src/platform/https-client.js";
 import { BIN, nodecert, requireTool, startServer, tempDir } from "../support/helpers.js";
 import { startReceiver, until, type Receiver } from "../support/notify-receiver.js";
 

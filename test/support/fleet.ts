@@ -3,9 +3,9 @@ import path from "node:path";
 import { runAgent, type RunningAgent } from "../../src/agent/daemon.js";
 import { AgentConfig } from "../../src/config/agent.js";
 import { nodeIdentity } from "../../src/agent/identity.js";
-import { writeFileAtomic } from "../../src/util/files.js";
+import { writeFileAtomic } from "../../src/platform/files.js";
 import { captureLogger, startServer, tempDir, type FakeClock, type TestServer } from "./helpers.js";
-import type { Logger } from "../../src/log.js";
+import type { Logger } from "../../src/platform/log.js";
 
 export interface FleetAgent {
   name: string;

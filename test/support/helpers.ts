@@ -9,7 +9,7 @@ import type { Context } from "mocha";
 import { initServer } from "../../src/server/init.js";
 import { runServer, type RunningServer } from "../../src/server/run.js";
 import { generateToken, hashSecret, parseToken } from "../../src/server/tokens.js";
-import { createLogger, silentLogger, type Logger } from "../../src/log.js";
+import { createLogger, silentLogger, type Logger } from "../../src/platform/log.js";
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 export const BIN = path.join(ROOT, "bin/nodecert");
@@ -90,7 +90,7 @@ export interface TestServer extends RunningServer {
 }
 
 /** init + run a real server on a free loopback port. */
-export async function startServer(o: { dir?: string; clock?: FakeClock; overrides?: Record<string, unknown>; caCertPem?: string; caKeyPem?: string; listen?: string; heartbeatMs?: number; campaignOptions?: Partial<import("../../src/server/campaigns.js").CampaignOptions>; fips?: boolean } = {}): Promise<TestServer> {
+export async function startServer(o: { dir?: string; clock?: FakeClock; overrides?: Record<string, unknown>; caCertPem?: string; caKeyPem?: string; listen?: string; heartbeatMs?: number; campaignOptions?: Partial<import("../../src/server/fleet/campaigns.js").CampaignOptions>; fips?: boolean } = {}): Promise<TestServer> {
   const dir = o.dir ?? path.join(tempDir(), "server");
   const clock = o.clock;
   // init is idempotent: a restart on the same dir keeps the CA and reports the same pin.

@@ -2,12 +2,12 @@
 // itself, so tests can hold, copy and replay certificates the way an attacker with a disk image
 // or a backup would.
 import WebSocket from "ws";
-import { requestJson, type JsonResponse } from "../../src/util/https-client.js";
+import { requestJson, type JsonResponse } from "../../src/platform/https-client.js";
 import { createNodeCsr } from "../../src/pki/csr.js";
 import { exportPrivateKeyPem, generateKeyPair } from "../../src/pki/keys.js";
 import { certificateInfo } from "../../src/pki/certificate-info.js";
 import { PROTOCOL_VERSION } from "../../src/protocol/messages.js";
-import { CHANNEL_PATH } from "../../src/server/hub.js";
+import { CHANNEL_PATH } from "../../src/server/fleet/hub.js";
 
 export interface NodeCredential {
   /** Certificate chain and private key in one PEM, like kubelet-client-current.pem. */
