@@ -133,6 +133,7 @@ export function buildProgram(env: CliEnv): Command {
 
   adminOptions(program.command("rotations").description("rotation campaigns and their progress").argument("[id]", "one campaign"))
     .option("-o, --output <format>", "table or json", "table")
+    .option("--cancel", "cancel campaign <id>: no further node is rotated; nodes keep the certificates they have")
     .action(async (id: string | undefined, o: RotationsOptions) => (await import("./rotations.js")).rotations(env, id, o));
 
   adminOptions(program.command("evict").description("evict a node: it can no longer renew or connect").argument("<node>"))
