@@ -22,6 +22,7 @@ import type { CaAdvanceOptions, CaOptions, CaRotateOptions } from "./ca.js";
 import type { MigrateOptions } from "./migrate.js";
 import type { ConfigureOptions } from "./configure.js";
 import type { NodeSansOptions } from "./node-sans.js";
+import type { DashboardOptions } from "./dashboard.js";
 
 const DEFAULT_AGENT_CONFIG = "/etc/nodecert/agent.yaml";
 
@@ -139,6 +140,13 @@ export function buildProgram(env: CliEnv): Command {
   adminOptions(program.command("evict").description("evict a node: it can no longer renew or connect").argument("<node>"))
     .option("--reason <text>", "why", "evicted by an administrator")
     .action(async (node: string, o: EvictOptions) => (await import("./evict.js")).evict(env, node, o));
+
+  adminOptions(program.command("dashboard").description("the fleet dashboard: a loopback web server that talks to the control plane with the admin certificate"))
+    .option("--listen <host:port>", "loopback address to serve the dashboard on", "127.0.0.1:8080")
+    .option("--open", "open the dashboard in a browser (with a URL that works once)")
+    .action(async (o: DashboardOptions) => {
+      await (await import("./dashboard.js")).dashboard(env, o);
+    });
 
   const ca = program.command("ca").description("the cluster CA");
   adminOptions(ca.command("rotate").description("start a CA rotation (prepare → switch → finish); phases advance when nothing blocks them"))

@@ -1,0 +1,9 @@
+// A page of the dashboard: rendered into <main>, told when a topic it shows changed.
+export type Topic = "fleet" | "campaigns" | "ca";
+
+export interface Page {
+  title: string;
+  render(main: HTMLElement, params: URLSearchParams, arg?: string): Promise<void>;
+  onChange?(topic: Topic): void;
+  dispose?(): void;
+}
