@@ -187,6 +187,8 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     });
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    // A refused request's body is never read: close the connection rather than parse it as the next request.
+    if (req.method !== "GET" && req.method !== "HEAD") res.shouldKeepAlive = false;
     const host = req.headers.host ?? "";
     // DNS rebinding: a page of evil.example resolved to 127.0.0.1 still says Host: evil.example.
     if (!allowedHosts.has(host)) return refuse(res, 421, "wrong-host", `this dashboard answers only to ${[...allowedHosts].join(", ")}, not Host "${host}"`);
