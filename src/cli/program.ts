@@ -144,6 +144,7 @@ export function buildProgram(env: CliEnv): Command {
   adminOptions(program.command("dashboard").description("the fleet dashboard: a loopback web server that talks to the control plane with the admin certificate"))
     .option("--listen <host:port>", "loopback address to serve the dashboard on", "127.0.0.1:8080")
     .option("--open", "open the dashboard in a browser (with a URL that works once)")
+    .option("--refresh <duration>", "how often the fleet is read again while a page is open (campaigns: every second)", "5s")
     .action(async (o: DashboardOptions) => {
       await (await import("./dashboard.js")).dashboard(env, o);
     });

@@ -14,6 +14,8 @@ export interface AdminResponse {
 export interface ControlPlane {
   readonly url: string;
   get(route: string): Promise<AdminResponse>;
+  /** A GET whose JSON body is returned as text, unparsed (relayed as it came). */
+  getText(route: string): Promise<{ status: number; text: string }>;
   post(route: string, body: unknown): Promise<AdminResponse>;
 }
 
@@ -44,5 +46,9 @@ export async function adminControlPlane(dir: string, serverUrl?: string): Promis
     const res = await requestJson(new URL(route, base).toString(), { method: body === undefined ? "GET" : "POST", body, tls: await credentials(), maxBytes: MAX_RESPONSE_BYTES, timeoutMs: 30_000 });
     return { status: res.status, body: res.body };
   };
-  return { url: base, get: (route) => call(route), post: (route, body) => call(route, body) };
+  const getText = async (route: string) => {
+    const res = await requestJson(new URL(route, base).toString(), { method: "GET", tls: await credentials(), maxBytes: MAX_RESPONSE_BYTES, timeoutMs: 30_000, textBody: true });
+    return { status: res.status, text: res.body as string };
+  };
+  return { url: base, get: (route) => call(route), getText, post: (route, body) => call(route, body) };
 }

@@ -124,16 +124,17 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   // --- live updates: while a page listens, each topic is read on its interval; a change is announced.
   const listeners = new Set<http.ServerResponse>();
   const versions = new Map<Topic, string>();
-  const cache = new Map<Topic, { body: string; version: string }>();
+  const cache = new Map<Topic, { body: string; version: string; at: number }>();
   const timers: { cancel(): void }[] = [];
-  const poll = async (topic: Topic) => {
-    if (!listeners.size) return;
+  const poll = async (topic: Topic, always = false) => {
+    if (!listeners.size && !always) return;
     try {
-      const r = await o.controlPlane.get(TOPIC_ROUTES[topic]);
+      // Passed on as the control plane wrote it: parsing and re-serializing 10,000 nodes cost more than serving them.
+      const r = await o.controlPlane.getText(TOPIC_ROUTES[topic]);
       if (r.status !== 200) return;
-      const body = JSON.stringify(r.body);
+      const body = r.text;
       const version = createHash("sha256").update(body).digest("base64url").slice(0, 16);
-      cache.set(topic, { body, version });
+      cache.set(topic, { body, version, at: Date.now() });
       if (versions.get(topic) === version) return;
       versions.set(topic, version);
       const frame = `event: change\ndata: ${JSON.stringify({ topic, version })}\n\n`;
@@ -162,10 +163,10 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   const refuse = (res: http.ServerResponse, status: number, error: string, reason: string, extra: Record<string, string> = {}) => send(res, status, JSON.stringify({ error, reason }), undefined, extra);
 
   /** Relays one admin request; the control plane's 4xx answers reach the page as they are. */
-  const relay = async (res: http.ServerResponse, r: Promise<{ status: number; body: unknown }>) => {
+  const relay = async (res: http.ServerResponse, r: Promise<{ status: number; body: unknown } | { status: number; text: string }>) => {
     try {
       const out = await r;
-      send(res, out.status, JSON.stringify(out.body));
+      send(res, out.status, "text" in out ? out.text : JSON.stringify(out.body));
     } catch (e) {
       refuse(res, 502, "control-plane-unreachable", `the control plane at ${o.controlPlane.url} did not answer: ${(e as Error).message}`);
     }
@@ -258,22 +259,26 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     }
     const topic = ({ "/api/fleet": "fleet", "/api/campaigns": "campaigns", "/api/ca": "ca" } as Record<string, Topic>)[p];
     if (topic) {
-      // A page that listens reads what the last poll brought; otherwise ask the control plane.
-      const c = listeners.size ? cache.get(topic) : undefined;
-      if (c) return send(res, 200, c.body);
-      return relay(res, o.controlPlane.get(TOPIC_ROUTES[topic]));
+      // What the last read brought, while no older than the topic's interval (pages that listen
+      // keep it fresh): a page load then costs the control plane nothing. Otherwise read it now.
+      const c = cache.get(topic);
+      if (c && Date.now() - c.at <= pollMs[topic]) return send(res, 200, c.body);
+      await poll(topic, true);
+      const fresh = cache.get(topic);
+      if (fresh) return send(res, 200, fresh.body);
+      return relay(res, o.controlPlane.getText(TOPIC_ROUTES[topic]));
     }
     let m = /^\/api\/campaigns\/([^/]+)$/.exec(p);
-    if (m) return relay(res, o.controlPlane.get(`/v1/admin/campaigns/${encodeURIComponent(decodeURIComponent(m[1]))}`));
+    if (m) return relay(res, o.controlPlane.getText(`/v1/admin/campaigns/${encodeURIComponent(decodeURIComponent(m[1]))}`));
     m = /^\/api\/nodes\/([^/]+)$/.exec(p);
-    if (m) return relay(res, o.controlPlane.get(`/v1/admin/nodes/${encodeURIComponent(decodeURIComponent(m[1]))}`));
+    if (m) return relay(res, o.controlPlane.getText(`/v1/admin/nodes/${encodeURIComponent(decodeURIComponent(m[1]))}`));
     if (p === "/api/audit") {
       const q = new URLSearchParams();
       for (const k of AUDIT_FIELDS) {
         const v = url.searchParams.get(k);
         if (v) q.set(k, v);
       }
-      return relay(res, o.controlPlane.get(`/v1/admin/audit${q.size ? `?${q}` : ""}`));
+      return relay(res, o.controlPlane.getText(`/v1/admin/audit${q.size ? `?${q}` : ""}`));
     }
     return refuse(res, 404, "not-found", `nothing at ${p}`);
   };

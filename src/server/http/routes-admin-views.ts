@@ -67,12 +67,28 @@ function lastRenewals(events: AuditEvent[]): Map<string, AuditEvent> {
 }
 
 export function registerAdminViews(app: FastifyInstance, d: ViewDeps): void {
+  // Issuance records never change, so the fleet view keeps those of the certificates nodes report
+  // (and only those: a rotated-away serial drops out at the next read). Reading every record each
+  // time was half the cost of the view at 10,000 nodes (docs/BENCHMARKS.md, dashboard).
+  let issuedCache = new Map<string, IssuedCertRecord>();
   app.get("/v1/admin/fleet", async (): Promise<FleetView> => {
     const now = d.clock();
-    const [nodes, certs, audit] = await Promise.all([d.store.listNodes(), d.store.listCertificates(), d.store.listAudit(AUDIT_SCAN)]);
-    const bySerial = new Map(certs.map((c) => [c.serial, c]));
+    const [nodes, audit] = await Promise.all([d.store.listNodes(), d.store.listAudit(AUDIT_SCAN)]);
+    const reported = nodes.flatMap((n) => (n.reported?.certificates ?? []).map((c) => c.serial));
+    const missing = reported.filter((s) => !issuedCache.has(s));
+    if (missing.length > 256) for (const c of await d.store.listCertificates()) issuedCache.set(c.serial, c);
+    else for (const s of missing) {
+      const c = await d.store.getCertificate(s);
+      if (c) issuedCache.set(s, c);
+    }
+    const next = new Map<string, IssuedCertRecord>();
+    for (const s of reported) {
+      const c = issuedCache.get(s);
+      if (c) next.set(s, c);
+    }
+    issuedCache = next;
     const renewals = lastRenewals(audit);
-    return { now: now.toISOString(), nodes: nodes.map((n) => fleetNode(n, d, now, (s) => bySerial.get(s), renewals.get(n.name))) };
+    return { now: now.toISOString(), nodes: nodes.map((n) => fleetNode(n, d, now, (s) => next.get(s), renewals.get(n.name))) };
   });
 
   app.get<{ Params: { name: string } }>("/v1/admin/nodes/:name", async (req): Promise<NodeDetailView> => {
