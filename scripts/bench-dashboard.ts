@@ -12,7 +12,8 @@
 //     divided by --runs;
 //   - control plane CPU of one /v1/admin/fleet read (what the dashboard's poll costs when the
 //     fleet changed), beside /v1/admin/nodes (what `nodecert nodes` reads) for the same records.
-// Usage: node --import tsx scripts/bench-dashboard.ts [--nodes 10000] [--runs 10] [--json]
+// Usage: node --import tsx scripts/bench-dashboard.ts [--nodes 10000] [--runs 10] [--json] [--screenshots DIR]
+//   --screenshots DIR  also saves the fleet and timeline pages of this fleet as PNGs there
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -26,7 +27,7 @@ import { hashSecret } from "../src/server/tokens.js";
 import { requestJson } from "../src/platform/https-client.js";
 import { CLK_TCK, commandLine, readProcStatus } from "./proc-stats.js";
 
-const { values: o } = parseArgs({ options: { nodes: { type: "string", default: "10000" }, runs: { type: "string", default: "10" }, json: { type: "boolean", default: false } } });
+const { values: o } = parseArgs({ options: { nodes: { type: "string", default: "10000" }, runs: { type: "string", default: "10" }, json: { type: "boolean", default: false }, screenshots: { type: "string" } } });
 const N = Number(o.nodes);
 const RUNS = Number(o.runs);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -121,6 +122,14 @@ try {
   for (let i = 0; i < RUNS; i++) {
     const { page, t } = await loadOnce("#/ca", "body[data-ca-loaded]");
     caTimes.push(t);
+    await page.close();
+  }
+  if (o.screenshots) {
+    const { page } = await loadOnce("#/fleet", `body[data-fleet-loaded="${N}"]`);
+    await page.screenshot({ path: path.join(o.screenshots, "dashboard-fleet.png") });
+    await page.goto(`${dash.origin}/#/timeline`);
+    await page.waitForSelector("body[data-timeline-loaded]");
+    await page.screenshot({ path: path.join(o.screenshots, "dashboard-timeline.png") });
     await page.close();
   }
   results.fleetInteractiveMs = median(fleetTimes);

@@ -15,7 +15,7 @@ const COLS: Col[] = [
   { key: "lastSeen", title: "Last seen", value: (n) => n.lastHello ?? n.lastSeen, text: (n, now) => fmtRelative(n.lastHello ?? n.lastSeen, now), width: "7rem" },
   { key: "client", title: "Client expires", value: (n) => cert(n, "client")?.notAfter ?? "", text: (n) => fmtTime(cert(n, "client")?.notAfter), width: "10rem" },
   { key: "serving", title: "Serving expires", value: (n) => cert(n, "serving")?.notAfter ?? "", text: (n) => fmtTime(cert(n, "serving")?.notAfter), width: "10rem" },
-  { key: "nextRenewal", title: "Next renewal", value: (n) => n.nextRenewal ?? "", text: (n, now) => (n.nextRenewal ? fmtRelative(n.nextRenewal, now) : "-"), width: "7.5rem" },
+  { key: "nextRenewal", title: "Next renewal", value: (n) => n.nextRenewal ?? "", text: (n, now) => (!n.nextRenewal ? "-" : Date.parse(n.nextRenewal) <= now ? `due (${fmtRelative(n.nextRenewal, now)})` : fmtRelative(n.nextRenewal, now)), width: "8.5rem" },
   { key: "key", title: "Key", value: (n) => cert(n, "client")?.keyAlgorithm ?? "", text: (n) => cert(n, "client")?.keyAlgorithm ?? "-", width: "7rem" },
   { key: "fips", title: "FIPS", value: (n) => (n.fips === undefined ? "" : n.fips ? "yes" : "no"), text: (n) => (n.fips === undefined ? "-" : n.fips ? "yes" : "no"), width: "3.5rem" },
   { key: "agent", title: "Agent", value: (n) => n.agentVersion ?? "", text: (n) => n.agentVersion ?? "-", width: "6rem" },
