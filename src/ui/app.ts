@@ -28,12 +28,22 @@ async function route(): Promise<void> {
   document.body.dataset.page = id;
   // Each page marks itself loaded (data-<page>-loaded) once it drew what it read.
   for (const k of Object.keys(document.body.dataset)) if (k.endsWith("Loaded")) delete document.body.dataset[k];
+  live(page.topics);
   await page.render(main, new URLSearchParams(query), rest.length ? decodeURIComponent(rest.join("/")) : undefined);
 }
 
-function live(): void {
+let stream: EventSource | undefined;
+let streamTopics = "";
+
+/** One event stream for the topics the current page shows (reopened when they differ). */
+function live(topics: Topic[]): void {
+  const key = topics.join(",");
+  if (stream && key === streamTopics) return;
+  stream?.close();
+  streamTopics = key;
   const badge = document.getElementById("live")!;
-  const es = new EventSource("/api/events");
+  const es = new EventSource(`/api/events?topics=${encodeURIComponent(key)}`);
+  stream = es;
   es.addEventListener("hello", () => {
     badge.textContent = "live";
     badge.className = "live on";
@@ -50,4 +60,3 @@ function live(): void {
 
 window.addEventListener("hashchange", () => void route());
 void route();
-live();

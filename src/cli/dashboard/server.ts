@@ -122,12 +122,14 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   const onError = o.onError ?? (() => {});
 
   // --- live updates: while a page listens, each topic is read on its interval; a change is announced.
-  const listeners = new Set<http.ServerResponse>();
+  /** Open event streams, each with the topics its page shows: only those are read. */
+  const listeners = new Map<http.ServerResponse, Set<Topic>>();
+  const wanted = (topic: Topic) => [...listeners.values()].some((t) => t.has(topic));
   const versions = new Map<Topic, string>();
   const cache = new Map<Topic, { body: string; version: string; at: number }>();
   const timers: { cancel(): void }[] = [];
   const poll = async (topic: Topic, always = false) => {
-    if (!listeners.size && !always) return;
+    if (!always && !wanted(topic)) return;
     try {
       // Passed on as the control plane wrote it: parsing and re-serializing 10,000 nodes cost more than serving them.
       const r = await o.controlPlane.getText(TOPIC_ROUTES[topic]);
@@ -138,7 +140,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       if (versions.get(topic) === version) return;
       versions.set(topic, version);
       const frame = `event: change\ndata: ${JSON.stringify({ topic, version })}\n\n`;
-      for (const l of listeners) l.write(frame);
+      for (const [l, topics] of listeners) if (topics.has(topic)) l.write(frame);
     } catch (e) {
       onError(`reading ${topic}`, e as Error);
     }
@@ -253,7 +255,8 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     if (p === "/api/events") {
       res.writeHead(200, { ...SECURITY_HEADERS, "content-type": "text/event-stream; charset=utf-8", connection: "keep-alive" });
       res.write(`retry: 2000\nevent: hello\ndata: {}\n\n`);
-      listeners.add(res);
+      const topics = new Set((url.searchParams.get("topics") ?? "fleet,campaigns,ca").split(",").filter((t): t is Topic => t in TOPIC_ROUTES));
+      listeners.set(res, topics);
       req.on("close", () => listeners.delete(res));
       return;
     }
@@ -310,7 +313,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     },
     async close() {
       for (const t of timers) t.cancel();
-      for (const l of listeners) l.end();
+      for (const l of listeners.keys()) l.end();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

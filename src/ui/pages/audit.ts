@@ -10,6 +10,7 @@ const FIELDS = ["node", "rule", "type", "since", "until"] as const;
 export function auditPage(): Page {
   return {
     title: "Audit",
+    topics: [],
     async render(main, params) {
       clear(main);
       const inputs = Object.fromEntries(

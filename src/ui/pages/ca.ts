@@ -75,6 +75,7 @@ export function caPage(): Page {
 
   return {
     title: "CA rotation",
+    topics: ["ca"],
     async render(main) {
       clear(main);
       message = h("div");

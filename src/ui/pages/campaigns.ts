@@ -114,6 +114,7 @@ export function campaignsPage(): Page {
 
   return {
     title: "Campaigns",
+    topics: ["campaigns"],
     async render(main) {
       clear(main);
       message = h("div");

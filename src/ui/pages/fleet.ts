@@ -101,6 +101,7 @@ export function fleetPage(): Page {
   const grid = COLS.map((c) => c.width).join(" ");
   return {
     title: "Fleet",
+    topics: ["fleet"],
     async render(main) {
       clear(main);
       error = h("div");

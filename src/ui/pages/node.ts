@@ -93,6 +93,7 @@ export function nodePage(): Page {
 
   return {
     title: "Node",
+    topics: ["fleet"],
     async render(m, _params, arg) {
       main = m;
       name = arg ?? "";

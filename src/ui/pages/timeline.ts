@@ -102,6 +102,7 @@ export function timelinePage(): Page {
 
   return {
     title: "Expiry timeline",
+    topics: ["fleet"],
     async render(main) {
       clear(main);
       host = h("div", { class: "chart", "data-test": "timeline-chart" });
