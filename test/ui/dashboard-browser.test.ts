@@ -9,7 +9,7 @@ import path from "node:path";
 import type { Browser, Page } from "puppeteer-core";
 import { certificateInfo } from "../../src/pki/certificate-info.js";
 import { nodeLayout } from "../../src/agent/layout.js";
-import { startServer, type TestServer } from "../support/helpers.js";
+import { FakeClock, startServer, type TestServer } from "../support/helpers.js";
 import { startFleetAgent, until, type FleetAgent } from "../support/fleet.js";
 import { joinRaw } from "../support/node-client.js";
 import { artifactsDir, dashboardProcess, launchChromium, type DashboardProcess } from "../support/dashboard.js";
@@ -169,5 +169,50 @@ describe("ui/dashboard in Chromium: real server, real agents, the shipped dashbo
     assert.equal((await server.caRotation.state())?.phase, "switch");
     await shot("ca");
     assert.deepEqual((page as Page & { pageErrors?: string[] }).pageErrors, [], "no script error on any page");
+  });
+});
+
+describe("ui/dashboard in Chromium: failing renewals and the danger zone", function () {
+  this.timeout(120_000);
+  it("a node past its renewal window and 12 h from expiry is red on Fleet and listed as failing and in the danger zone on the timeline", async function () {
+    const browser = await launchChromium(this);
+    const clock = new FakeClock(Date.now());
+    const server = await startServer({ clock });
+    let dash: DashboardProcess | undefined;
+    try {
+      // What each agent's hello reports, recorded as the channel records it.
+      const joinAndReport = async (name: string) => {
+        const j = await joinRaw(server, name, await server.createToken());
+        assert.equal(j.status, 200);
+        const c = certificateInfo(j.credential!.pem);
+        await server.store.recordReport(name, { agentVersion: "t", fips: false, cryptoProvider: "default", addresses: ["127.0.0.1"], certificates: [{ kind: "client", serial: c.serial, notAfter: c.notAfter.toISOString(), keyAlgorithm: "ECDSA-P256" }] }, clock.now());
+        return c;
+      };
+      // late-1 and late-2 never renew: the clock moves to 12 h before their expiry. fresh-1 joins then.
+      const late = await joinAndReport("late-1");
+      await joinAndReport("late-2");
+      clock.t = late.notAfter.getTime() - 12 * 3_600_000;
+      await joinAndReport("fresh-1");
+      dash = await dashboardProcess(server, ["--refresh", "1s"]);
+      const page = await browser.newPage();
+      await page.goto(dash.loginUrl);
+      await page.waitForSelector('body[data-fleet-loaded="3"]');
+      const state = async (n: string) => page.$eval(`[data-node="${n}"]`, (r) => ({ failing: r.classList.contains("failing"), state: r.querySelector('[data-col="state"]')!.textContent }));
+      assert.deepEqual(await state("late-1"), { failing: true, state: "failing" });
+      assert.deepEqual(await state("fresh-1"), { failing: false, state: "active" });
+      await page.goto(`${dash.origin}/#/timeline`);
+      await page.waitForSelector('body[data-timeline-loaded="3"]');
+      assert.match((await page.$eval('[data-test="failing-count"]', (e) => e.textContent)) ?? "", /^2 nodes with failing renewals/);
+      assert.match((await page.$eval('[data-test="danger-count"]', (e) => e.textContent)) ?? "", /^2 certificates expired or expiring within 24 h/);
+      const rows = await page.$$eval('[data-test="failing-table"] tbody tr', (trs) => trs.map((t) => t.textContent ?? ""));
+      assert.equal(rows.length, 2);
+      assert.ok(rows.some((r) => /late-1.*past its renewal window/.test(r)), rows.join(" | "));
+      assert.ok(!rows.some((r) => r.includes("fresh-1")));
+      await page.screenshot({ path: path.join(artifactsDir(), "timeline-failing.png") });
+    } finally {
+      await browser.close();
+      await dash?.stop();
+      await server.close();
+    }
   });
 });

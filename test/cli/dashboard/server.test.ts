@@ -230,3 +230,109 @@ describe("cli/dashboard: the local guard (token, Host, Origin, CSRF) and no secr
     }
   });
 });
+
+describe("cli/dashboard: live updates, --open, an unreachable control plane", function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => server?.close());
+
+  /** A dashboard whose timers the test fires, on a real control plane whose reads are counted. */
+  async function manual() {
+    const real = await adminControlPlane(server.dir, server.url);
+    const reads: string[] = [];
+    const controlPlane = { ...real, getText: (r: string) => (reads.push(r), real.getText(r)) };
+    const timers: (() => void)[] = [];
+    const d = await startDashboard({ controlPlane, host: "127.0.0.1", port: 0, every: (_ms, fn) => (timers.push(fn), { cancel() {} }) });
+    const login = await request(d.origin, new URL(d.loginUrl).pathname + new URL(d.loginUrl).search);
+    const cookie = String(login.headers["set-cookie"]).split(";")[0];
+    return { d, reads, cookie, tick: () => timers.forEach((t) => t()) };
+  }
+
+  /** Opens an event stream and collects its frames until closed. */
+  function stream(origin: string, p: string, cookie: string) {
+    const frames: string[] = [];
+    const u = new URL(p, origin);
+    const req = http.get({ host: u.hostname, port: u.port, path: u.pathname + u.search, headers: { host: u.host, cookie } }, (res) => res.on("data", (c) => frames.push(String(c))));
+    return { frames, close: () => req.destroy() };
+  }
+  const settle = () => new Promise((r) => setImmediate(r));
+  const until = async (what: string, ok: () => boolean) => {
+    for (let i = 0; i < 400 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(ok(), what);
+  };
+
+  it("reads only the topics an open page shows, and announces a change once", async () => {
+    const { d, reads, cookie, tick } = await manual();
+    try {
+      tick();
+      await settle();
+      assert.deepEqual(reads, [], "no page open: nothing is read");
+      const s = stream(d.origin, "/api/events?topics=campaigns", cookie);
+      await until("the stream opened", () => s.frames.join("").includes("event: hello"));
+      tick();
+      await until("campaigns read", () => reads.length === 1);
+      assert.deepEqual(reads, ["/v1/admin/campaigns"], "only the campaigns page's topic");
+      await until("announced", () => s.frames.join("").includes('"topic":"campaigns"'));
+      tick();
+      await until("read again", () => reads.length === 2);
+      await settle();
+      assert.equal(s.frames.join("").split('"topic":"campaigns"').length - 1, 1, "unchanged: not announced again");
+      await server.store.createCampaign({ id: "c-live", createdAt: new Date(), state: "done", maxInFlight: 1, reason: "r", which: ["client"] }, []);
+      tick();
+      await until("the change announced", () => s.frames.join("").split('"topic":"campaigns"').length - 1 === 2);
+      s.close();
+    } finally {
+      await d.close();
+    }
+  });
+
+  it("--open hands the browser a one-time URL (not the printed one); the printed one still works", async () => {
+    const dir = path.join(server.dir, "..");
+    const seen = path.join(dir, "browser-argv");
+    const browser = path.join(dir, "fake-browser.sh");
+    (await import("node:fs")).writeFileSync(browser, `#!/bin/sh\nprintf '%s' "$1" > ${seen}\n`, { mode: 0o755 });
+    const { spawn } = await import("node:child_process");
+    const { BIN } = await import("../../support/helpers.js");
+    const child = spawn(BIN, ["dashboard", "--dir", server.dir, "--server", server.url, "--listen", "127.0.0.1:0", "--open"], { env: { ...process.env, BROWSER: browser }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (c) => (out += c));
+    try {
+      await until("the URL printed and the browser started", () => /^open: /m.test(out) && (() => { try { return readFileSync(seen, "utf8").length > 0; } catch { return false; } })());
+      const printed = new URL(/^open: (\S+)$/m.exec(out)![1]);
+      const opened = new URL(readFileSync(seen, "utf8"));
+      assert.notEqual(opened.searchParams.get("token"), printed.searchParams.get("token"));
+      assert.equal((await request(opened.origin, opened.pathname + opened.search)).status, 303);
+      assert.equal((await request(opened.origin, opened.pathname + opened.search)).status, 401, "the browser's URL worked once");
+      assert.equal((await request(printed.origin, printed.pathname + printed.search)).status, 303);
+      assert.equal((await request(printed.origin, printed.pathname + printed.search)).status, 303, "the printed URL keeps working for this run");
+    } finally {
+      child.kill("SIGTERM");
+    }
+  });
+
+  it("an unreachable control plane is a 502 naming it, not a crash", async () => {
+    const real = await adminControlPlane(server.dir, "https://127.0.0.1:1");
+    const d = await startDashboard({ controlPlane: real, host: "127.0.0.1", port: 0 });
+    try {
+      const login = await request(d.origin, new URL(d.loginUrl).pathname + new URL(d.loginUrl).search);
+      const cookie = String(login.headers["set-cookie"]).split(";")[0];
+      for (const p of ["/api/fleet", "/api/nodes/x", "/api/audit"]) {
+        const r = await request(d.origin, p, { headers: { cookie } });
+        assert.equal(r.status, 502, p);
+        assert.match(JSON.parse(r.body).reason, /control plane at https:\/\/127\.0\.0\.1:1 did not answer/);
+      }
+      assert.equal((await request(d.origin, "/", { headers: { cookie } })).status, 200, "still serving");
+    } finally {
+      await d.close();
+    }
+  });
+
+  it("without admin credentials the dashboard does not start, and says where it looked", async () => {
+    const r = await nodecert(["dashboard", "--dir", path.join(server.dir, "nope"), "--listen", "127.0.0.1:0"]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /cannot read admin credentials in .*nope\/admin .*--dir/);
+  });
+});
