@@ -24,7 +24,10 @@ async function route(): Promise<void> {
   current = page;
   for (const a of Array.from(document.querySelectorAll("nav a"))) a.classList.toggle("active", (a as HTMLElement).dataset.page === id);
   document.title = `nodecert · ${page.title}`;
-  const main = document.getElementById("main")!;
+  // Each render draws into a new element: a page's reads still in flight when the operator moved
+  // on land in a detached element, never over the page now shown.
+  const main = document.createElement("div");
+  document.getElementById("main")!.replaceChildren(main);
   document.body.dataset.page = id;
   // Each page marks itself loaded (data-<page>-loaded) once it drew what it read.
   for (const k of Object.keys(document.body.dataset)) if (k.endsWith("Loaded")) delete document.body.dataset[k];

@@ -148,6 +148,38 @@ describe("ui/dashboard in Chromium: real server, real agents, the shipped dashbo
     await shot("node");
   });
 
+  it("a running campaign is cancelled from the page, and a node evicted from its page, each after a confirmation", async () => {
+    // web-off joined but never opens the channel, so its rotation stays pending.
+    assert.equal((await joinRaw(server, "web-off", await server.createToken())).status, 200);
+    await page.goto(`${dash.origin}/#/campaigns`);
+    await page.waitForSelector("body[data-campaigns-loaded]");
+    await page.click('[data-test="scope-nodes"]');
+    await page.type('[data-test="campaign-nodes"]', "web-off");
+    await page.click('[data-test="campaign-start"]');
+    await page.waitForSelector("dialog#confirm[open]");
+    assert.match((await page.$eval("#confirm-text", (e) => e.textContent)) ?? "", /of 1 node,/);
+    await page.click("#confirm-ok");
+    await page.waitForSelector('[data-campaign][data-state="running"] [data-test="campaign-cancel"]');
+    const id = await page.$eval('[data-campaign][data-state="running"]', (e) => (e as HTMLElement).dataset.campaign!);
+    await page.click(`[data-campaign="${id}"] [data-test="campaign-cancel"]`);
+    await page.waitForSelector("dialog#confirm[open]");
+    await page.click("#confirm-cancel"); // changing one's mind does nothing
+    await page.waitForSelector("dialog#confirm:not([open])");
+    assert.equal((await server.store.getCampaign(id))?.state, "running");
+    await page.click(`[data-campaign="${id}"] [data-test="campaign-cancel"]`);
+    await page.waitForSelector("dialog#confirm[open]");
+    await page.click("#confirm-ok");
+    await page.waitForSelector(`[data-campaign="${id}"][data-state="cancelled"]`);
+    assert.equal((await server.store.getCampaign(id))?.state, "cancelled");
+    await page.goto(`${dash.origin}/#/node/web-off`);
+    await page.waitForSelector('body[data-node-loaded="web-off"]');
+    await page.click('[data-test="node-evict"]');
+    await page.waitForSelector("dialog#confirm[open]");
+    await page.click("#confirm-ok");
+    await until("web-off evicted", async () => (await server.store.getNode("web-off"))?.evictedAt);
+    await page.waitForFunction(() => !document.querySelector('[data-test="node-evict"]'));
+  });
+
   it("CA rotation: the phase is shown, started and advanced from the page", async () => {
     await page.goto(`${dash.origin}/#/ca`);
     await page.waitForSelector("body[data-ca-loaded]");
