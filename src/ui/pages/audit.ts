@@ -35,9 +35,9 @@ export function auditPage(): Page {
         const q = new URLSearchParams();
         for (const f of FIELDS) if (params.get(f)) q.set(f, params.get(f)!);
         q.set("limit", "1000");
-        const { events } = await getJson<{ events: AuditEventView[] }>(`/api/audit?${q}`);
+        const { events, scanned } = await getJson<{ events: AuditEventView[]; scanned: number }>(`/api/audit?${q}`);
         out.replaceChildren(
-          h("p", { class: "muted", "data-test": "audit-count" }, `${events.length} events`),
+          h("p", { class: "muted", "data-test": "audit-count" }, `${events.length} events${events.length === 1000 ? " (the newest 1000 shown)" : ""}, from the newest ${scanned} in the audit log`),
           h(
             "table",
             { "data-test": "audit-table" },

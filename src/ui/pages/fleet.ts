@@ -83,6 +83,12 @@ export function fleetPage(): Page {
     spacer.replaceChildren(...rows);
   };
 
+  const sortBy = (key: string) => {
+    sortDir = sortKey === key ? -sortDir : 1;
+    sortKey = key;
+    derive();
+  };
+
   const load = async () => {
     try {
       const f = await getJson<FleetView>("/api/fleet");
@@ -124,10 +130,9 @@ export function fleetPage(): Page {
             class: `cell c-${c.key}`,
             "data-col": c.key,
             tabindex: 0,
-            onclick: () => {
-              sortDir = sortKey === c.key ? -sortDir : 1;
-              sortKey = c.key;
-              derive();
+            onclick: () => sortBy(c.key),
+            onkeydown: (e: Event) => {
+              if ((e as KeyboardEvent).key === "Enter" || (e as KeyboardEvent).key === " ") (e.preventDefault(), sortBy(c.key));
             },
           }, c.title),
         ),
