@@ -130,8 +130,21 @@ export class Renewer {
   }
 
   /** The scheduled check: evaluate, then renew what is due unless a backoff is pending. Never overlaps. */
-  async tick(): Promise<RenewOutcome> {
+  tick(): Promise<RenewOutcome> {
+    // In flight from the first await on: the cron tick and the retry timer firing together must
+    // not both evaluate and both renew one due certificate.
     if (this.inFlight) return this.inFlight;
+    if (this.ticking) return this.ticking;
+    const t = this.tickNow().finally(() => {
+      if (this.ticking === t) this.ticking = undefined;
+    });
+    this.ticking = t;
+    return t;
+  }
+
+  private ticking: Promise<RenewOutcome> | undefined;
+
+  private async tickNow(): Promise<RenewOutcome> {
     const decisions = await this.evaluate();
     const due = decisions.filter((x) => x.action !== "ok");
     for (const x of decisions) this.d.logger.debug("certificate check", { kind: x.kind, action: x.action, reason: x.reason });
@@ -140,7 +153,9 @@ export class Renewer {
       return { renewed: [], skipped: due.map((x) => ({ kind: x.kind, reason: `backing off until ${this.nextAttemptAt!.toISOString()}` })) };
     }
     for (const x of due) this.d.logger.info("certificate needs renewal", { kind: x.kind, action: x.action, reason: x.reason });
-    return this.renew(due.map((x) => x.kind), { force: true, decisions });
+    // Not forced: if another run got in first, this one re-decides on fresh state instead of
+    // renewing what that run just renewed.
+    return this.renew(due.map((x) => x.kind), { decisions });
   }
 
   /**
@@ -320,7 +335,7 @@ export class Renewer {
 
   /** Resolves once no renewal is running. */
   async idle(): Promise<void> {
-    while (this.inFlight) await this.inFlight.catch(() => undefined);
+    while (this.inFlight || this.ticking) await (this.inFlight ?? this.ticking)!.catch(() => undefined);
   }
 
   /** Waits for an in-flight renewal (an install is never cut in half by shutdown). */
