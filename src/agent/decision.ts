@@ -38,6 +38,8 @@ export interface Decision {
   notBefore?: Date;
   notAfter?: Date;
   renewAt?: Date;
+  /** Set by the renewer when the certificate lives too short for the renewal schedule. */
+  warning?: string;
 }
 
 export interface DecisionInput {

@@ -14,7 +14,8 @@ import { describeErrorBody, requestJson } from "../platform/https-client.js";
 import { applyInstall } from "./apply.js";
 import { backoffDelay } from "../platform/backoff.js";
 import { CLIENT_UNUSABLE, decide, type Decision } from "./decision.js";
-import { drawRenewAt, effectiveRenewAt } from "./deadline.js";
+import { drawRenewAt, effectiveRenewAt, lifetimeTooShort, usableStart } from "./deadline.js";
+import { scheduleGapMs } from "./schedule-gap.js";
 import { runHooks, type Exec } from "./hooks.js";
 import type { Identity } from "./identity.js";
 import { readCurrent, readCurrentOutcome } from "./install.js";
@@ -108,7 +109,7 @@ export class Renewer {
         let drawn = rec?.serial === serial && rec.renewAt ? new Date(rec.renewAt) : undefined;
         if (!drawn) {
           // Without persistence (a read-only CLI) assume the earliest point, so "due" is never late.
-          drawn = drawRenewAt(notBefore, notAfter, persist ? this.d.random() : 0);
+          drawn = drawRenewAt(usableStart(notBefore, notAfter, now), notAfter, persist ? this.d.random() : 0);
           if (persist && state) {
             state = { ...state, certificates: { ...state.certificates, [kind]: { ...(rec ?? { file: layout.current(kind), installedAt: now.toISOString() }), serial, notAfter: notAfter.toISOString(), renewAt: drawn.toISOString() } } };
             dirty = true;
@@ -117,6 +118,7 @@ export class Renewer {
         return effectiveRenewAt(notAfter, drawn, config.renewBefore);
       };
       const dec = decide({ kind, pem, readError, now, renewAt, nodeName: state?.nodeName ?? identity.nodeName, servingSans: identity.servingSans, keyAlgorithm: this.keyAlgorithmFor(state), trustBundlePem: trust });
+      dec.warning = this.lifetimeWarning(dec, now);
       decisions.push(dec);
       this.d.metrics.setCertificate(kind, dec.notAfter, dec.renewAt);
     }
@@ -127,6 +129,21 @@ export class Renewer {
     }
     this.lastDecisions = decisions;
     return decisions;
+  }
+
+  private warnedSerials = new Set<string>();
+
+  /** A certificate too short-lived for the schedule: said once per serial, kept on the decision. */
+  private lifetimeWarning(dec: Decision, now: Date): string | undefined {
+    if (!dec.notBefore || !dec.notAfter || !dec.serial) return undefined;
+    const usable = dec.notAfter.getTime() - usableStart(dec.notBefore, dec.notAfter, now).getTime();
+    const warning = lifetimeTooShort(usable, scheduleGapMs(this.d.config.schedule), this.d.config.schedule);
+    if (warning && !this.warnedSerials.has(dec.serial)) {
+      if (this.warnedSerials.size > 64) this.warnedSerials.clear();
+      this.warnedSerials.add(dec.serial);
+      this.d.logger.warn("certificate lifetime too short for the renewal schedule", { kind: dec.kind, serial: dec.serial, warning });
+    }
+    return warning;
   }
 
   /** The scheduled check: evaluate, then renew what is due unless a backoff is pending. Never overlaps. */
