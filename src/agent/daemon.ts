@@ -8,6 +8,7 @@ import { controlSocketPath, layoutFor, type NodeLayout } from "./layout.js";
 import { configuredIdentity, type HostFacts, type Identity } from "./identity.js";
 import { readState, type AgentState } from "./state.js";
 import { recoverOnStartup } from "./recover.js";
+import { startupRepairs } from "./state-repair.js";
 import { startHealthServer, type Readiness } from "./http/health.js";
 import { AgentMetrics } from "./metrics.js";
 import { Renewer } from "./renewer.js";
@@ -70,6 +71,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   const layout = layoutFor(config);
   const log = d.logger;
   for (const action of await recoverOnStartup(layout, clock())) log.warn("startup recovery", { action });
+  const repairs = await startupRepairs(layout, { server: config.server, caCertHash: config.caCertHash, now: clock() }, log);
   let state = await readState(layout);
   let resolveJoined!: (s: AgentState) => void;
   const installed = new Promise<AgentState>((r) => (resolveJoined = r));
@@ -182,6 +184,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
           channel.start();
         }
       }
+      await repairs.beforeCheck(state);
       return await renewer.tick();
     } catch (e) {
       log.error("certificate check failed", { error: (e as Error).message });
