@@ -301,8 +301,10 @@ export class Renewer {
       verifyNodeCertificate(chainPem, keys[kind]!.keyPem, trust, { kind, nodeName: state.nodeName, sans: kind === "serving" ? identity.servingSans : undefined, now });
       pairs[kind] = { chainPem, keyPem: keys[kind]!.keyPem };
     }
+    const installed = await applyInstall(layout, { nodeName: state.nodeName, server: state.server, caPin: state.caPin, apiServer: state.apiServer, caBundle: trust, pairs, at: now.toISOString() }, now);
+    // Only now: a failed install must not log "renewed" and then "failed".
     logger.info("renewed", { kinds, server });
-    return applyInstall(layout, { nodeName: state.nodeName, server: state.server, caPin: state.caPin, apiServer: state.apiServer, caBundle: trust, pairs, at: now.toISOString() }, now);
+    return installed;
   }
 
   private onSuccess(kinds: CertKind[]): void {

@@ -13,6 +13,7 @@ import { certificatePin, normalizePin } from "../pki/pin.js";
 import { NODE_CN_PREFIX } from "../pki/names.js";
 import { writeFileAtomic } from "../platform/files.js";
 import { fileTimestamp, readCurrentOutcome } from "./install.js";
+import { NewerStateError } from "./state-migrations.js";
 import { parseStateText, STATE_SCHEMA_VERSION, writeState, type AgentState } from "./state.js";
 
 export type RepairAction = "rebuilt" | "moved-aside" | "fetched" | "left";
@@ -171,7 +172,13 @@ export async function startupRepairs(layout: NodeLayout, o: RepairOptions, log: 
     if (r.action === "left") log.error("damaged agent state", { ...r });
     else log.warn("repaired agent state", { ...r });
   };
-  report(await repairStateFile(layout, o));
+  try {
+    report(await repairStateFile(layout, o));
+  } catch (e) {
+    if (e instanceof NewerStateError) throw e;
+    // A read-only or full disk: the repair waits for the next start; the agent runs degraded.
+    report({ file: layout.stateFile, problem: (e as Error).message, action: "left", message: `could not repair ${layout.stateFile}: ${(e as Error).message}` });
+  }
   let trustPending = true;
   const beforeCheck = async (state: AgentState | undefined) => {
     if (!trustPending) return;
