@@ -15,6 +15,7 @@ import type { NodeLayout } from "./layout.js";
 import { applyInstall } from "./apply.js";
 import { clearJoinError, type AgentState } from "./state.js";
 import type { Logger } from "../platform/log.js";
+import { assertClockInSync } from "./clock-skew.js";
 
 export class JoinError extends Error {}
 
@@ -34,6 +35,11 @@ export interface JoinOptions {
  * rest of an unauthenticated bundle is attacker-controlled until TLS to the pinned CA succeeds.
  */
 export async function fetchPinnedBundle(server: string, pin: string): Promise<string> {
+  return (await fetchPinnedCa(server, pin)).ca;
+}
+
+/** The pinned CA and the server's clock (its Date header), for the clock check before a join. */
+export async function fetchPinnedCa(server: string, pin: string): Promise<{ ca: string; serverDate?: string }> {
   const want = normalizePin(pin);
   const res = await requestJson(new URL("/v1/ca", server).toString(), { tls: { insecure: true } });
   if (res.status !== 200) throw new JoinError(`cannot fetch the CA bundle from ${server}: ${describeErrorBody(res.status, res.body)}`);
@@ -47,14 +53,15 @@ export async function fetchPinnedBundle(server: string, pin: string): Promise<st
         `Check --ca-cert-hash (printed by 'nodecert server init') and that --server points at your control plane; refusing to trust it`,
     );
   }
-  return certs[pins.indexOf(want)];
+  return { ca: certs[pins.indexOf(want)], serverDate: res.date };
 }
 
 export async function join(o: JoinOptions): Promise<AgentState> {
   const log = o.logger;
   assertKeyAlgorithmAllowed(o.keyAlgorithm);
-  const pinnedCa = await fetchPinnedBundle(o.server, o.caCertHash);
+  const { ca: pinnedCa, serverDate } = await fetchPinnedCa(o.server, o.caCertHash);
   log.info("CA bundle matches pin", { server: o.server, caPin: normalizePin(o.caCertHash) });
+  assertClockInSync(o.server, serverDate, o.now());
   const [clientKeys, servingKeys] = await Promise.all([generateKeyPair(o.keyAlgorithm), generateKeyPair(o.keyAlgorithm)]);
   const { nodeName, facts, servingSans } = o.identity;
   const request: JoinRequest = {

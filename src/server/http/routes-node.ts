@@ -102,6 +102,11 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     d.logger.info("request", { method: req.method, route: req.routeOptions.url ?? req.url, status: reply.statusCode, source: req.ip, ms: Math.round(reply.elapsedTime) });
   });
 
+  // The server's clock, not the host's: a joining node compares its own against it (agent/clock-skew).
+  app.addHook("onSend", async (_req, reply) => {
+    reply.header("date", d.clock().toUTCString());
+  });
+
   app.get("/healthz", async () => ({ ok: true }));
 
   // Fetched by a joining node without trust; the node checks it against its CA pin.
