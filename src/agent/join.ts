@@ -2,7 +2,8 @@
 import { CaBundleResponse, JoinResponse, PROTOCOL_VERSION, type JoinRequest } from "../protocol/messages.js";
 import { certificatePin, normalizePin } from "../pki/pin.js";
 import { splitCertificates } from "../pki/pem.js";
-import { exportPrivateKeyPem, generateKeyPair, type KeyAlgorithm } from "../pki/keys.js";
+import type { KeyAlgorithm } from "../pki/keys.js";
+import { clearJoinKeys, joinKeys } from "./join-keys.js";
 import { createNodeCsr } from "../pki/csr.js";
 import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
 import { verifyNodeCertificate } from "../pki/verify.js";
@@ -62,8 +63,9 @@ export async function join(o: JoinOptions): Promise<AgentState> {
   const { ca: pinnedCa, serverDate } = await fetchPinnedCa(o.server, o.caCertHash);
   log.info("CA bundle matches pin", { server: o.server, caPin: normalizePin(o.caCertHash) });
   assertClockInSync(o.server, serverDate, o.now());
-  const [clientKeys, servingKeys] = await Promise.all([generateKeyPair(o.keyAlgorithm), generateKeyPair(o.keyAlgorithm)]);
   const { nodeName, facts, servingSans } = o.identity;
+  const kept = await joinKeys(o.layout, nodeName, o.keyAlgorithm);
+  const [clientKeys, servingKeys] = [kept.client, kept.serving];
   const request: JoinRequest = {
     v: PROTOCOL_VERSION,
     nodeName,
@@ -100,8 +102,7 @@ export async function join(o: JoinOptions): Promise<AgentState> {
   }
   const bundle = jr.caBundle;
   const now = o.now();
-  const clientKeyPem = await exportPrivateKeyPem(clientKeys.privateKey);
-  const servingKeyPem = await exportPrivateKeyPem(servingKeys.privateKey);
+  const [clientKeyPem, servingKeyPem] = [kept.clientPem, kept.servingPem];
   verifyNodeCertificate(jr.certificates.client, clientKeyPem, bundle, { kind: "client", nodeName, now });
   verifyNodeCertificate(jr.certificates.serving, servingKeyPem, bundle, { kind: "serving", nodeName, sans: servingSans, now });
   const state = await applyInstall(
@@ -119,6 +120,7 @@ export async function join(o: JoinOptions): Promise<AgentState> {
     now,
   );
   await clearJoinError(o.layout).catch(() => undefined);
+  await clearJoinKeys(o.layout).catch(() => undefined);
   log.info("joined", { node: nodeName, server: o.server, clientSerial: state.certificates.client?.serial, servingSerial: state.certificates.serving?.serial });
   return state;
 }

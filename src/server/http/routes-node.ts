@@ -20,6 +20,7 @@ import { mayActForNode } from "../lineage.js";
 import { evaluate, type PolicyConfig } from "../policy.js";
 import { sanContext, serverSanPolicy, tokenSans } from "../san-registry.js";
 import { sign } from "../ca/signer.js";
+import { JoinConfirmations, type ProvisionalJoin } from "../join-confirmation.js";
 import { tlsCipherOptions } from "../../crypto/fips-policy.js";
 
 export interface ApiDeps {
@@ -115,6 +116,8 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
   // The token is checked as soon as the headers are in, before the body is read: a stranger
   // without a valid token cannot make the server buffer, parse or wait for anything.
   const joinTokens = new WeakMap<FastifyRequest, TokenRecord>();
+  const joinRetries = new WeakMap<FastifyRequest, ProvisionalJoin>();
+  const confirmations = new JoinConfirmations(d.store);
   const checkJoinToken = async (req: FastifyRequest): Promise<void> => {
     const now = d.clock();
     const source = req.ip;
@@ -129,7 +132,15 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       throw new HttpError(401, "token-missing", "send the bootstrap token as 'Authorization: Bearer <token>'");
     }
     const parsed = parseToken(presented);
-    const check = checkToken(presented, parsed ? await d.store.getToken(parsed.id) : undefined, now);
+    const record = parsed ? await d.store.getToken(parsed.id) : undefined;
+    const check = checkToken(presented, record, now);
+    // A spent (or since expired) token whose join the node never confirmed may retry it.
+    const retry = !check.ok && (check.code === "token-used" || check.code === "token-expired") ? await confirmations.pending(record!.id, now) : undefined;
+    if (retry) {
+      joinTokens.set(req, record!);
+      joinRetries.set(req, retry);
+      return;
+    }
     if (!check.ok) {
       limiter.fail(key);
       await d.store.audit({ time: now, type: "token.rejected", source, reason: check.reason, detail: parsed ? { tokenId: parsed.id, code: check.code } : { code: check.code } });
@@ -146,6 +157,13 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     if (!body.success) throw new HttpError(400, "invalid-request", describeZodError(body.error));
     const jr = body.data;
     const [client, serving] = await Promise.all([parseCsrOr400(jr.csrs.client, "client"), parseCsrOr400(jr.csrs.serving, "serving")]);
+    const retry = joinRetries.get(req);
+    const retryRefused = retry && (await confirmations.refusal(retry, jr.nodeName, client.spki));
+    if (retryRefused) {
+      limiter.fail(sourceOf(req));
+      await d.store.audit({ time: now, type: "token.rejected", source, reason: retryRefused, detail: { tokenId: token.id, code: "token-used" } });
+      throw new HttpError(401, "token-used", retryRefused);
+    }
     const deny = async (rule: string, reason: string): Promise<never> => {
       await d.store.audit({ time: now, type: "join.denied", node: jr.nodeName, source, rule, reason, detail: { tokenId: token.id } });
       d.logger.warn("join denied", { node: jr.nodeName, source, rule, reason });
@@ -158,7 +176,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     // A token that anyone may use must not take over a node that exists (or lift its eviction):
     // that needs a token the operator bound to this node.
     const existing = await d.store.getNode(jr.nodeName);
-    if (existing && token.node !== jr.nodeName) {
+    if (existing && token.node !== jr.nodeName && !retry) {
       return deny(
         "existing-node",
         `node "${jr.nodeName}" already joined (first seen ${existing.firstSeen.toISOString()}, last seen ${existing.lastSeen.toISOString()}` +
@@ -174,6 +192,11 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       now,
       d.random,
     );
+    if (retry) {
+      await confirmations.commitRetry(retry, [signedClient.record, signedServing.record], now, source);
+      d.logger.info("node retried its unconfirmed join", { node: jr.nodeName, source, clientSerial: signedClient.record.serial });
+      return { v: PROTOCOL_VERSION, nodeName: jr.nodeName, certificates: { client: signedClient.chainPem, serving: signedServing.chainPem }, caBundle: d.authority.trustBundle, apiServer: d.config.apiServerUrl };
+    }
     const committed = await d.store.commitJoin({
       tokenId: token.id,
       now,
@@ -199,6 +222,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       limiter.fail(sourceOf(req));
       throw new HttpError(401, "token-used", `bootstrap token ${token.id} was used up or expired while this request ran: create a new one`);
     }
+    await confirmations.record(token.id, jr.nodeName, client.spki, signedClient.record.serial, now);
     d.logger.info("node joined", { node: jr.nodeName, source, clientSerial: signedClient.record.serial, servingSerial: signedServing.record.serial });
     return {
       v: PROTOCOL_VERSION,
