@@ -71,6 +71,8 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
   const limiter = new FailureLimiter(d.config.tokens.maxFailures, d.config.tokens.failureWindow, () => d.clock().getTime());
   // Failed attempts count per source, not per address string (IPv4-mapped, one IPv6 /64).
   const sourceOf = (req: FastifyRequest) => sourceKey(req.ip, limits.ipv6SourcePrefix);
+  // ...and per token id, in the same limiter under their own keys.
+  const tokenKey = (id: string) => `token-id:${id}`;
 
   // Deny by default: every route except the node-facing ones gets the admin check attached to the
   // route itself, so it applies however the URL was spelled (%61dmin reaches the same route).
@@ -132,6 +134,10 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       throw new HttpError(401, "token-missing", "send the bootstrap token as 'Authorization: Bearer <token>'");
     }
     const parsed = parseToken(presented);
+    const idWait = parsed ? limiter.retryAfter(tokenKey(parsed.id)) : 0;
+    if (idWait > 0) {
+      throw new HttpError(429, "rate-limited", `too many failed attempts with bootstrap token ${parsed!.id}; retry in ${Math.ceil(idWait / 1000)}s, or create a new token`);
+    }
     const record = parsed ? await d.store.getToken(parsed.id) : undefined;
     const check = checkToken(presented, record, now);
     // A spent (or since expired) token whose join the node never confirmed may retry it.
@@ -142,7 +148,10 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       return;
     }
     if (!check.ok) {
-      limiter.fail(key);
+      // A known token with the right secret (spent, expired) is a node with stale credentials, not
+      // a guess: it counts against that token only, so its neighbours behind one NAT still join.
+      if (check.code !== "token-used" && check.code !== "token-expired") limiter.fail(key);
+      if (parsed) limiter.fail(tokenKey(parsed.id));
       await d.store.audit({ time: now, type: "token.rejected", source, reason: check.reason, detail: parsed ? { tokenId: parsed.id, code: check.code } : { code: check.code } });
       throw new HttpError(401, check.code, check.reason);
     }
@@ -160,7 +169,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     const retry = joinRetries.get(req);
     const retryRefused = retry && (await confirmations.refusal(retry, jr.nodeName, client.spki));
     if (retryRefused) {
-      limiter.fail(sourceOf(req));
+      limiter.fail(tokenKey(token.id));
       await d.store.audit({ time: now, type: "token.rejected", source, reason: retryRefused, detail: { tokenId: token.id, code: "token-used" } });
       throw new HttpError(401, "token-used", retryRefused);
     }
@@ -219,7 +228,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       return deny("existing-node", `node "${jr.nodeName}" was created by another join while this one ran (first seen ${committed.node.firstSeen.toISOString()}); an unbound bootstrap token cannot take it over: to re-join it, create a token bound to it with 'nodecert token create --node ${jr.nodeName}'`);
     }
     if (committed.code === "token-used") {
-      limiter.fail(sourceOf(req));
+      limiter.fail(tokenKey(token.id));
       throw new HttpError(401, "token-used", `bootstrap token ${token.id} was used up or expired while this request ran: create a new one`);
     }
     await confirmations.record(token.id, jr.nodeName, client.spki, signedClient.record.serial, now);
