@@ -22,6 +22,7 @@ import type { CaAdvanceOptions, CaOptions, CaRotateOptions } from "./ca.js";
 import type { MigrateOptions } from "./migrate.js";
 import type { ConfigureOptions } from "./configure.js";
 import type { NodeSansOptions } from "./node-sans.js";
+import type { AuditLogExportOptions } from "./audit-log.js";
 
 const DEFAULT_AGENT_CONFIG = "/etc/nodecert/agent.yaml";
 
@@ -165,6 +166,15 @@ export function buildProgram(env: CliEnv): Command {
   adminOptions(node.command("revoke-san").description("withdraw approvals (operator or token-bound) of serving SANs; live certificates stay valid until they expire").argument("<node>").argument("<san...>")).action(
     async (name: string, sans: string[], o: NodeSansOptions) => (await import("./node-sans.js")).revokeSan(env, name, sans, o),
   );
+
+  const auditLog = program.command("audit-log").description("the control plane's audit trail");
+  auditLog
+    .command("export")
+    .description("write audit events as JSON lines, oldest first (retention prunes old ones after archiving them)")
+    .option("--dir <dir>", "server directory", DEFAULT_SERVER_DIR)
+    .option("--before <when>", "only events older than this: an ISO time, or a duration such as 400d")
+    .option("-o, --output <file>", "write to this file (mode 0600) instead of stdout")
+    .action(async (o: AuditLogExportOptions) => (await import("./audit-log.js")).auditLogExport(env, o));
 
   // --- packaging -----------------------------------------------------------------------------
   program
