@@ -29,13 +29,19 @@ export function auditJsonLine(e: AuditEvent): string {
 }
 
 /** Streams events into `file` (0600) through a temp file, fsynced and renamed: whole or absent. */
-export async function writeJsonLines(file: string, events: AsyncIterable<AuditEvent>): Promise<number> {
+export async function writeJsonLines(file: string, events: AsyncIterable<AuditEvent>, o: { dirMode?: number } = {}): Promise<number> {
+  const it = events[Symbol.asyncIterator]();
+  const first = await it.next();
+  // Nothing to write: nothing is created (a server whose audit is young never makes the archive).
+  if (first.done) return 0;
+  if (o.dirMode !== undefined) await ensureDir(path.dirname(file), o.dirMode);
   const tmp = `${file}.tmp-${process.pid}`;
   const fh = await fs.open(tmp, "w", 0o600);
   let n = 0;
   try {
     let buf = "";
-    for await (const e of events) {
+    for (let r: IteratorResult<AuditEvent> = first; !r.done; r = await it.next()) {
+      const e = r.value;
       buf += auditJsonLine(e);
       n++;
       if (buf.length > 1 << 16) {
@@ -86,8 +92,7 @@ export class Retention {
     const at = this.d.clock();
     const auditCutoff = new Date(at.getTime() - policy.audit);
     let archive: string | undefined = path.join(this.d.archiveDir, `audit-before-${stamp(auditCutoff)}.jsonl`);
-    await ensureDir(this.d.archiveDir, 0o700);
-    const auditExported = await writeJsonLines(archive, store.auditBefore(auditCutoff));
+    const auditExported = await writeJsonLines(archive, store.auditBefore(auditCutoff), { dirMode: 0o700 });
     if (!auditExported) archive = undefined;
     const auditPruned = auditExported ? await store.pruneAudit(auditCutoff) : 0;
     const certificatesPruned = await store.pruneCertificates(new Date(at.getTime() - policy.certificateGrace));
