@@ -155,7 +155,12 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   }
   await campaigns.resume();
   serviceCerts.start();
-  const retention = new Retention({ store, policy: config.retention, archiveDir: config.retention.auditArchiveDir ?? path.join(paths.dir, "audit-archive"), clock, logger: o.logger, setTimer });
+  // Its own timer: the injected one (tests) drives the service-certificate checks alone.
+  const retentionTimer: SetTimer = (fn, ms) => {
+    const t = setTimeout(fn, ms).unref();
+    return { cancel: () => clearTimeout(t) };
+  };
+  const retention = new Retention({ store, policy: config.retention, archiveDir: config.retention.auditArchiveDir ?? path.join(paths.dir, "audit-archive"), clock, logger: o.logger, setTimer: retentionTimer });
   retention.start();
   const addr = app.server.address();
   const boundPort = typeof addr === "object" && addr ? addr.port : port;
