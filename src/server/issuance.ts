@@ -4,7 +4,8 @@
 // channel only authenticate, call it and render; a refusal is an `IssuanceRefusal` carrying a code,
 // the rule that refused and a reason a person can act on.
 import { describeZodError, JoinRequest, PROTOCOL_VERSION, RenewRequest, type JoinResponse, type RenewResponse } from "../protocol/messages.js";
-import { parseCsr, nodeSubject, type ParsedCsr } from "../pki/csr.js";
+import { nodeSubject, type ParsedCsr } from "../pki/csr.js";
+import { parseCsrFast } from "../pki/csr-der.js";
 import { formatDuration } from "../config/duration.js";
 import type { RandomBytes } from "../pki/certificate.js";
 import type { ServerConfig } from "../config/server.js";
@@ -230,7 +231,7 @@ export class Issuer {
 
 async function parseCsrOrRefuse(pem: string, kind: string): Promise<ParsedCsr> {
   try {
-    return await parseCsr(pem);
+    return await parseCsrFast(pem);
   } catch (e) {
     throw new IssuanceRefusal(400, "invalid-csr", `${kind} CSR: ${(e as Error).message}`);
   }
