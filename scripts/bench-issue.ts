@@ -230,7 +230,10 @@ async function benchNodecert(): Promise<void> {
   const store = new SqliteStore(paths.db);
   await store.insertToken({ id, secretHash: hashSecret(secret), usesLeft: 100_000, expiresAt: new Date(Date.now() + 3600_000), createdAt: new Date() });
   await store.close();
-  const child: ChildProcess = spawn(BIN, ["server", "run", "--dir", dir], { stdio: ["ignore", "pipe", "pipe"] });
+  // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof"): run dist/ with these node options, to profile the server.
+  const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean);
+  const [cmd, argv] = nodeArgs ? [process.execPath, [...nodeArgs, path.join(root, "dist/cli/main.js")]] : [BIN, []];
+  const child: ChildProcess = spawn(cmd, [...argv, "server", "run", "--dir", dir], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (d) => (out = (out + d).slice(-8000)));
   child.stderr!.on("data", (d) => (out = (out + d).slice(-8000)));

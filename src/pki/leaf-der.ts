@@ -120,6 +120,8 @@ export interface FastLeafParams {
   now: Date;
   lifetimeMs: number;
   random: RandomBytes;
+  /** The subject key's algorithm when the caller knows it already (from the parsed CSR); else read from spki. */
+  subjectKeyAlgorithm?: KeyAlgorithm;
 }
 
 export interface FastLeaf {
@@ -139,7 +141,7 @@ export function issueLeafDer(p: FastLeafParams): FastLeaf | undefined {
   const spki = Buffer.from(p.spki);
   if (p.sans?.dns.some((d) => !/^[\x20-\x7e]*$/.test(d))) return undefined;
   if (p.sans?.ip.some((ip) => !isIP(ip) || ip.includes("%") || (isIP(ip) === 6 && ip.includes(".")))) return undefined;
-  const subjectAlg = describeKeyObject(keyObjectFromSpki(p.spki)).algorithm;
+  const subjectAlg = p.subjectKeyAlgorithm ?? describeKeyObject(keyObjectFromSpki(p.spki)).algorithm;
   const serialHex = randomSerial(p.random);
   // Whole seconds, as the certificate holds them.
   const notBefore = new Date(Math.floor((p.now.getTime() - BACKDATE_MS) / 1000) * 1000);

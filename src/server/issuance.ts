@@ -102,8 +102,8 @@ export class Issuer {
     const subject = nodeSubject(jr.nodeName);
     const signer = d.authority.signer;
     const [signedClient, signedServing] = await Promise.all([
-      sign(signer, { owner: jr.nodeName, subject, spki: client.spki, kind: "client", lifetimeMs: d.config.certificates.maxClientLifetime }, now, d.random),
-      sign(signer, { owner: jr.nodeName, subject, spki: serving.spki, kind: "serving", sans: serving.sans, lifetimeMs: d.config.certificates.maxServingLifetime }, now, d.random),
+      sign(signer, { owner: jr.nodeName, subject, spki: client.spki, keyAlgorithm: client.keyAlgorithm, kind: "client", lifetimeMs: d.config.certificates.maxClientLifetime }, now, d.random),
+      sign(signer, { owner: jr.nodeName, subject, spki: serving.spki, keyAlgorithm: serving.keyAlgorithm, kind: "serving", sans: serving.sans, lifetimeMs: d.config.certificates.maxServingLifetime }, now, d.random),
     ]);
     const committed = await d.store.commitJoin({
       tokenId: token.id,
@@ -202,8 +202,8 @@ export class Issuer {
     const subject = nodeSubject(nodeName);
     const signer = d.authority.signer;
     const [signedClient, signedServing] = await Promise.all([
-      client ? sign(signer, { owner: nodeName, subject, spki: client.spki, kind: "client", lifetimeMs: d.config.certificates.maxClientLifetime }, now, d.random) : undefined,
-      serving ? sign(signer, { owner: nodeName, subject, spki: serving.spki, kind: "serving", sans: serving.sans, lifetimeMs: d.config.certificates.maxServingLifetime }, now, d.random) : undefined,
+      client ? sign(signer, { owner: nodeName, subject, spki: client.spki, keyAlgorithm: client.keyAlgorithm, kind: "client", lifetimeMs: d.config.certificates.maxClientLifetime }, now, d.random) : undefined,
+      serving ? sign(signer, { owner: nodeName, subject, spki: serving.spki, keyAlgorithm: serving.keyAlgorithm, kind: "serving", sans: serving.sans, lifetimeMs: d.config.certificates.maxServingLifetime }, now, d.random) : undefined,
     ]);
     const records = [signedClient?.record, signedServing?.record].filter((x) => x !== undefined);
     // The lineage is checked again where it is committed: a copy of an old certificate racing the

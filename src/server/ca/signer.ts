@@ -10,6 +10,7 @@ import type { x509 } from "../../crypto/provider.js";
 import type { LoadedCa } from "./ca.js";
 import type { IssuedCertRecord } from "../store/store.js";
 import type { SanSet } from "../../pki/names.js";
+import type { KeyAlgorithm } from "../../pki/key-algorithms.js";
 
 export interface SignRequest {
   owner: string; // node name or service identity, for the record
@@ -19,6 +20,8 @@ export interface SignRequest {
   /** DNS and IP SANs, apart as approved (a DNS SAN is never retyped as an IP). */
   sans?: SanSet;
   lifetimeMs: number;
+  /** The subject key's algorithm, when known (the approved CSR's): saves loading the key again. */
+  keyAlgorithm?: KeyAlgorithm;
 }
 
 export interface Signed {
@@ -44,7 +47,7 @@ export const signerFallbacks = { count: 0 };
 export async function sign(ca: LoadedCa, req: SignRequest, now: Date, random: RandomBytes): Promise<Signed> {
   const ctx = signingContextOf(ca);
   const sans = req.kind === "serving" && req.sans ? { sans: { dns: [...req.sans.dns], ip: [...req.sans.ip] } } : {};
-  const fast = issueLeafDer({ ctx, subject: req.subject as Record<string, string[]>[], spki: req.spki, kind: req.kind, sans: req.sans, now, lifetimeMs: req.lifetimeMs, random });
+  const fast = issueLeafDer({ ctx, subject: req.subject as Record<string, string[]>[], spki: req.spki, kind: req.kind, sans: req.sans, now, lifetimeMs: req.lifetimeMs, random, subjectKeyAlgorithm: req.keyAlgorithm });
   if (fast) {
     return {
       chainPem: fast.pem + ca.intermediatesPem,
