@@ -431,18 +431,19 @@ export class SqliteStore implements Store {
   }
 
   async confirmClientSerial(node: string, serial: string): Promise<boolean> {
-    return this.db.transaction((): boolean => {
+    return this.grouped((): boolean => {
       const row = this.db.prepare(`SELECT confirmed_serial FROM nodes WHERE name = ?`).get(node) as { confirmed_serial: string | null } | undefined;
       if (!row) return false;
       if (row.confirmed_serial === serial) return true;
       if (this.newestClientSerial(node) !== serial) return false;
       this.db.prepare(`UPDATE nodes SET confirmed_serial = ? WHERE name = ?`).run(serial, node);
       return true;
-    }).immediate();
+    });
   }
 
   async recordReport(name: string, report: NodeReport, at: Date): Promise<void> {
-    this.db.prepare(`UPDATE nodes SET reported = ?, last_hello = ?, last_seen = ? WHERE name = ?`).run(JSON.stringify(report), at.getTime(), at.getTime(), name);
+    // Grouped too: a campaign's hellos and statuses share fsyncs with the renewals they follow.
+    await this.grouped(() => this.db.prepare(`UPDATE nodes SET reported = ?, last_hello = ?, last_seen = ? WHERE name = ?`).run(JSON.stringify(report), at.getTime(), at.getTime(), name));
   }
 
   async createCampaign(c: CampaignRecord, nodes: string[]): Promise<void> {
