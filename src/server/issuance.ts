@@ -17,6 +17,7 @@ import { evaluate, type PolicyConfig } from "./policy.js";
 import { sanContext } from "./san-registry.js";
 import { sign } from "./ca/signer.js";
 import { nodeStanding, type NodeAuth } from "./node-auth.js";
+import { JoinConfirmations, type ProvisionalJoin } from "./join-confirmation.js";
 
 /** A request the Issuer refuses; `status` is the HTTP status the API answers with. */
 export class IssuanceRefusal extends Error {
@@ -30,6 +31,15 @@ export class IssuanceRefusal extends Error {
   }
 }
 
+/** A bootstrap token that passed the check: new, or a retry of the node's still unconfirmed join. */
+export interface JoinToken {
+  token: TokenRecord;
+  retry?: ProvisionalJoin;
+}
+
+/** Failed attempts with a known token id count under their own key in the same limiter. */
+const tokenKey = (id: string) => `token-id:${id}`;
+
 export interface IssuerDeps {
   config: ServerConfig;
   authority: Authority;
@@ -41,18 +51,21 @@ export interface IssuerDeps {
 }
 
 export class Issuer {
-  /** Failed token attempts per source (a source key, see source-key.ts). */
+  /** Failed token attempts per source (a source key, see source-key.ts) and per token id. */
   private readonly limiter: FailureLimiter;
+  /** Joins stay provisional until the node proves it installed them (join-confirmation.ts). */
+  private readonly confirmations: JoinConfirmations;
 
   constructor(private readonly d: IssuerDeps) {
     this.limiter = new FailureLimiter(d.config.tokens.maxFailures, d.config.tokens.failureWindow, () => d.clock().getTime());
+    this.confirmations = new JoinConfirmations(d.store);
   }
 
   /**
    * Checks a bootstrap token as soon as the headers are in, before the body is read: a stranger
    * without a valid token cannot make the server buffer, parse or wait for anything.
    */
-  async checkJoinToken(authorization: string | undefined, source: string, sourceKey: string): Promise<TokenRecord> {
+  async checkJoinToken(authorization: string | undefined, source: string, sourceKey: string): Promise<JoinToken> {
     const now = this.d.clock();
     const wait = this.limiter.retryAfter(sourceKey);
     if (wait > 0) throw new IssuanceRefusal(429, "rate-limited", `too many failed token attempts from ${sourceKey}; retry in ${Math.ceil(wait / 1000)}s`);
@@ -62,23 +75,40 @@ export class Issuer {
       throw new IssuanceRefusal(401, "token-missing", "send the bootstrap token as 'Authorization: Bearer <token>'");
     }
     const parsed = parseToken(presented);
-    const check = checkToken(presented, parsed ? await this.d.store.getToken(parsed.id) : undefined, now);
+    const idWait = parsed ? this.limiter.retryAfter(tokenKey(parsed.id)) : 0;
+    if (idWait > 0) {
+      throw new IssuanceRefusal(429, "rate-limited", `too many failed attempts with bootstrap token ${parsed!.id}; retry in ${Math.ceil(idWait / 1000)}s, or create a new token`);
+    }
+    const record = parsed ? await this.d.store.getToken(parsed.id) : undefined;
+    const check = checkToken(presented, record, now);
+    // A spent (or since expired) token whose join the node never confirmed may retry it.
+    const retry = !check.ok && (check.code === "token-used" || check.code === "token-expired") ? await this.confirmations.pending(record!.id, now) : undefined;
+    if (retry) return { token: record!, retry };
     if (!check.ok) {
-      this.limiter.fail(sourceKey);
+      // A known token with the right secret (spent, expired) is a node with stale credentials, not
+      // a guess: it counts against that token only, so its neighbours behind one NAT still join.
+      if (check.code !== "token-used" && check.code !== "token-expired") this.limiter.fail(sourceKey);
+      if (parsed) this.limiter.fail(tokenKey(parsed.id));
       await this.d.store.audit({ time: now, type: "token.rejected", source, reason: check.reason, detail: parsed ? { tokenId: parsed.id, code: check.code } : { code: check.code } });
       throw new IssuanceRefusal(401, check.code, check.reason);
     }
-    return check.record;
+    return { token: check.record };
   }
 
-  async join(r: { token: TokenRecord; body: unknown; source: string; sourceKey: string }): Promise<JoinResponse> {
+  async join(r: JoinToken & { body: unknown; source: string; sourceKey: string }): Promise<JoinResponse> {
     const d = this.d;
     const now = d.clock();
-    const { token, source } = r;
+    const { token, source, retry } = r;
     const body = JoinRequest.safeParse(r.body);
     if (!body.success) throw new IssuanceRefusal(400, "invalid-request", describeZodError(body.error));
     const jr = body.data;
     const [client, serving] = await Promise.all([parseCsrOrRefuse(jr.csrs.client, "client"), parseCsrOrRefuse(jr.csrs.serving, "serving")]);
+    const retryRefused = retry && (await this.confirmations.refusal(retry, jr.nodeName, client.spki));
+    if (retryRefused) {
+      this.limiter.fail(tokenKey(token.id));
+      await d.store.audit({ time: now, type: "token.rejected", source, reason: retryRefused, detail: { tokenId: token.id, code: "token-used" } });
+      throw new IssuanceRefusal(401, "token-used", retryRefused);
+    }
     const deny = async (rule: string, reason: string): Promise<never> => {
       await d.store.audit({ time: now, type: "join.denied", node: jr.nodeName, source, rule, reason, detail: { tokenId: token.id } });
       d.logger.warn("join denied", { node: jr.nodeName, source, rule, reason });
@@ -91,7 +121,7 @@ export class Issuer {
     // A token that anyone may use must not take over a node that exists (or lift its eviction):
     // that needs a token the operator bound to this node.
     const existing = await d.store.getNode(jr.nodeName);
-    if (existing && token.node !== jr.nodeName) {
+    if (existing && token.node !== jr.nodeName && !retry) {
       return deny(
         "existing-node",
         `node "${jr.nodeName}" already joined (first seen ${existing.firstSeen.toISOString()}, last seen ${existing.lastSeen.toISOString()}` +
@@ -105,6 +135,11 @@ export class Issuer {
       sign(signer, { owner: jr.nodeName, subject, spki: client.spki, keyAlgorithm: client.keyAlgorithm, kind: "client", lifetimeMs: d.config.certificates.maxClientLifetime }, now, d.random),
       sign(signer, { owner: jr.nodeName, subject, spki: serving.spki, keyAlgorithm: serving.keyAlgorithm, kind: "serving", sans: serving.sans, lifetimeMs: d.config.certificates.maxServingLifetime }, now, d.random),
     ]);
+    if (retry) {
+      await this.confirmations.commitRetry(retry, [signedClient.record, signedServing.record], now, source);
+      d.logger.info("node retried its unconfirmed join", { node: jr.nodeName, source, clientSerial: signedClient.record.serial });
+      return { v: PROTOCOL_VERSION, nodeName: jr.nodeName, certificates: { client: signedClient.chainPem, serving: signedServing.chainPem }, caBundle: d.authority.trustBundle, apiServer: d.config.apiServerUrl };
+    }
     const committed = await d.store.commitJoin({
       tokenId: token.id,
       now,
@@ -130,9 +165,10 @@ export class Issuer {
       );
     }
     if (committed.code === "token-used") {
-      this.limiter.fail(r.sourceKey);
+      this.limiter.fail(tokenKey(token.id));
       throw new IssuanceRefusal(401, "token-used", `bootstrap token ${token.id} was used up or expired while this request ran: create a new one`);
     }
+    await this.confirmations.record(token.id, jr.nodeName, client.spki, signedClient.record.serial, now);
     d.logger.info("node joined", { node: jr.nodeName, source, clientSerial: signedClient.record.serial, servingSerial: signedServing.record.serial });
     return {
       v: PROTOCOL_VERSION,

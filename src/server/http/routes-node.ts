@@ -11,13 +11,13 @@ import type { Logger } from "../../platform/log.js";
 import type { Authority } from "../ca/authority.js";
 import type { Store } from "../store/store.js";
 import { HttpError } from "./errors.js";
-import { generateToken, hashSecret, parseToken, type TokenRecord } from "../tokens.js";
+import { generateToken, hashSecret, parseToken } from "../tokens.js";
 import { applyServerTimeouts, fastifyTimeoutOptions } from "./limits.js";
 import { sourceKey } from "../source-key.js";
 import type { PolicyConfig } from "../policy.js";
 import { serverSanPolicy, tokenSans } from "../san-registry.js";
 import { tlsCipherOptions } from "../../crypto/fips-policy.js";
-import { Issuer, IssuanceRefusal } from "../issuance.js";
+import { Issuer, IssuanceRefusal, type JoinToken } from "../issuance.js";
 import { authenticateNode } from "../node-auth.js";
 
 export interface ApiDeps {
@@ -100,19 +100,24 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     d.logger.info("request", { method: req.method, route: req.routeOptions.url ?? req.url, status: reply.statusCode, source: req.ip, ms: Math.round(reply.elapsedTime) });
   });
 
+  // The server's clock, not the host's: a joining node compares its own against it (agent/clock-skew).
+  app.addHook("onSend", async (_req, reply) => {
+    reply.header("date", d.clock().toUTCString());
+  });
+
   app.get("/healthz", async () => ({ ok: true }));
 
   // Fetched by a joining node without trust; the node checks it against its CA pin.
   app.get("/v1/ca", async () => CaBundleResponse.parse({ v: PROTOCOL_VERSION, caBundle: d.authority.trustBundle }));
 
   // The token is checked as soon as the headers are in, before the body is read.
-  const joinTokens = new WeakMap<FastifyRequest, TokenRecord>();
+  const joinTokens = new WeakMap<FastifyRequest, JoinToken>();
   const checkJoinToken = async (req: FastifyRequest): Promise<void> => {
     joinTokens.set(req, await refusalsAsHttp(() => issuer.checkJoinToken(req.headers.authorization, req.ip, sourceOf(req))));
   };
 
   app.post("/v1/join", { onRequest: checkJoinToken }, async (req): Promise<JoinResponse> =>
-    refusalsAsHttp(() => issuer.join({ token: joinTokens.get(req)!, body: req.body, source: req.ip, sourceKey: sourceOf(req) })),
+    refusalsAsHttp(() => issuer.join({ ...joinTokens.get(req)!, body: req.body, source: req.ip, sourceKey: sourceOf(req) })),
   );
 
   // Identity comes only from the client certificate (node-auth, shared with the fleet channel).
