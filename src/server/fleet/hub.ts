@@ -4,18 +4,14 @@
 import { EventEmitter } from "node:events";
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
-import type { TLSSocket } from "node:tls";
 import { createHash, randomUUID } from "node:crypto";
 import { WebSocketServer, type WebSocket } from "ws";
 import { AgentMessage, CHANNEL_VERSION, CLOSE_EVICTED, CLOSE_POLICY_VIOLATION, closeReason, MAX_FRAME_BYTES, parseFrame, type Ack, type Hello, type ServerMessage } from "../../protocol/channel.js";
-import { NODE_CN_PREFIX, NODE_ORG } from "../../pki/names.js";
-import { EKU_CLIENT_AUTH } from "../../pki/certificate-info.js";
 import type { Logger } from "../../platform/log.js";
 import type { Store, NodeReport } from "../store/store.js";
 import type { Authority } from "../ca/authority.js";
-import { checkPeer } from "../peer.js";
+import { authenticateNode, nodeStanding } from "../node-auth.js";
 import { DEFAULT_CHANNEL_LIMITS, TokenBucket, type ChannelLimits } from "./channel-limits.js";
-import { mayActForNode } from "../lineage.js";
 
 export const CHANNEL_PATH = "/v1/agents/ws";
 
@@ -171,30 +167,29 @@ export class Hub extends EventEmitter<HubEvents> {
     const source = req.socket.remoteAddress;
     if (new URL(req.url ?? "/", "https://x").pathname !== CHANNEL_PATH) return this.refuse(socket, 404, `no WebSocket endpoint at ${req.url}`);
     const now = this.d.clock();
-    const pc = checkPeer(req.socket as TLSSocket, this.d.authority.trustBundle, now, this.d.authority.intermediates);
-    if (!pc.ok || pc.expired) {
-      const reason = pc.ok ? "client certificate expired" : pc.reason;
-      this.d.logger.warn("channel upgrade refused", { source, reason });
-      return this.refuse(socket, 401, `the fleet channel needs the node's current client certificate (mTLS): ${reason}`);
+    // The same node authentication as POST /v1/renew (node-auth), without any grace for an expired certificate.
+    const auth = authenticateNode(req.socket, this.d.authority, now, { expiredGraceMs: 0 });
+    if (!auth.ok) {
+      if (auth.code === "not-a-node") {
+        this.d.logger.warn("channel upgrade refused", { source, reason: `not a node certificate: ${auth.cn}` });
+        return this.refuse(socket, 403, auth.reason, "not-a-node");
+      }
+      this.d.logger.warn("channel upgrade refused", { source, reason: auth.reason });
+      return this.refuse(socket, 401, `the fleet channel needs the node's current client certificate (mTLS): ${auth.reason}`);
     }
-    const info = pc.peer.info;
-    const cn = info.subjectCN ?? "";
-    if (!cn.startsWith(NODE_CN_PREFIX) || info.subjectO[0] !== NODE_ORG || !info.extendedKeyUsages.includes(EKU_CLIENT_AUTH)) {
-      this.d.logger.warn("channel upgrade refused", { source, reason: `not a node certificate: ${cn}` });
-      return this.refuse(socket, 403, `client certificate "${cn}" is not a kubelet client certificate`, "not-a-node");
-    }
-    const node = cn.slice(NODE_CN_PREFIX.length);
-    const rec = await this.d.store.getNode(node);
-    if (!rec) return this.refuse(socket, 403, `node "${node}" is not known to this server`, "known-node");
-    if (rec.evictedAt) {
-      this.d.logger.warn("channel upgrade refused: node evicted", { node, source });
-      return this.refuse(socket, 403, `node "${node}" was evicted at ${rec.evictedAt.toISOString()}`, "evicted");
-    }
-    const newest = (await this.d.store.latestCertificates(node, "client", 1))[0];
-    if (!mayActForNode(info.serial, { newest: newest?.serial, confirmed: rec.confirmedSerial })) {
+    const node = auth.node;
+    const info = auth.info;
+    const standing = await nodeStanding(this.d.store, node, info.serial);
+    if (!standing.ok) {
+      if (standing.code === "known-node") return this.refuse(socket, 403, `node "${node}" is not known to this server`, "known-node");
+      if (standing.code === "evicted") {
+        this.d.logger.warn("channel upgrade refused: node evicted", { node, source });
+        return this.refuse(socket, 403, `node "${node}" was evicted at ${standing.at.toISOString()}`, "evicted");
+      }
       this.d.logger.warn("channel upgrade refused: superseded certificate", { node, source, serial: info.serial });
       return this.refuse(socket, 403, `client certificate ${info.serial} has been superseded for node "${node}"`, "lineage");
     }
+    const rec = standing.record;
     // Connecting with its newest certificate proves the node holds it: from now on nothing older
     // may renew or connect for it.
     if (info.serial !== rec.confirmedSerial && !(await this.d.store.confirmClientSerial(node, info.serial))) {

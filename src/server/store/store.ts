@@ -147,6 +147,11 @@ export type RenewalOutcome =
   /** The presented certificate is neither the newest issued nor the confirmed one (any more). */
   | { code: "lineage"; newest?: string; confirmed?: string };
 
+/**
+ * Durability: commitJoin, commitRenewal and audit resolve only once what they wrote is durable
+ * (SQLite: synchronous = FULL; the SQLite store group-commits what is queued in one event-loop
+ * turn into one fsync), because the API answers a node as soon as they resolve.
+ */
 export interface Store {
   insertToken(t: TokenRecord): Promise<void>;
   getToken(id: string): Promise<TokenRecord | undefined>;
