@@ -68,7 +68,7 @@ export async function startEtcdCluster(o: { size?: number } = {}): Promise<EtcdC
   const size = o.size ?? 3;
   const dir = tempDir("nodecert-etcd-");
   const certs = await makeEtcdCerts(dir);
-  const ports = [];
+  const ports: { client: number; peer: number }[] = [];
   for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort() });
   const names = ports.map((_, i) => `m${i + 1}`);
   const initialCluster = names.map((n, i) => `${n}=https://127.0.0.1:${ports[i].peer}`).join(",");
