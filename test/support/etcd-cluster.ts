@@ -163,3 +163,17 @@ export async function startEtcdCluster(o: { size?: number } = {}): Promise<EtcdC
   }
   return cluster;
 }
+
+/** server.yaml's `store` for a replica on this cluster (its own prefix per test). */
+export function etcdStoreConfig(cluster: EtcdCluster, prefix: string, replicaName: string, o: { endpoints?: string[]; leaderTtl?: string; probeInterval?: string; requestTimeout?: string } = {}): Record<string, unknown> {
+  return {
+    kind: "etcd",
+    endpoints: o.endpoints ?? cluster.endpoints,
+    prefix,
+    tls: { ca: cluster.clientTls.ca, cert: cluster.clientTls.cert, key: cluster.clientTls.key },
+    replicaName,
+    leaderTtl: o.leaderTtl ?? "2s",
+    probeInterval: o.probeInterval ?? "200ms",
+    requestTimeout: o.requestTimeout ?? "1500ms",
+  };
+}
