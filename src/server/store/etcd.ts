@@ -12,7 +12,8 @@
 // etcd's own counter, never a clock.
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { Etcd3, type IKeyValue, type Namespace, type IOptions } from "etcd3";
+import { Etcd3, isRecoverableError, type IKeyValue, type Namespace, type IOptions } from "etcd3";
+import { BrokenCircuitError, circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry } from "cockatiel";
 import type {
   AuditEvent,
   CampaignNodeQuery,
@@ -189,6 +190,13 @@ export class EtcdStore implements Store, ReadinessSource {
       dialTimeout: timeout,
       // Streams (watches, elections) have no deadline; every unary request does.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+      // A member that failed is skipped for 1 s (etcd3's default: 5 s), and a request tries every
+      // member before it fails: a replica is signing again within about a second of etcd's return.
+      faultHandling: {
+        host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
+        // A member whose breaker is open is no answer: try the next one.
+        global: retry(handleWhen((e) => isRecoverableError(e) || e instanceof BrokenCircuitError), { maxAttempts: Math.max(3, o.endpoints.length * 2), backoff: new ExponentialBackoff({ initialDelay: 20, maxDelay: 200 }) }),
+      },
     };
     if (o.tls) {
       const read = (what: string, f: string) => {
