@@ -34,7 +34,8 @@ export interface ChannelDeps {
   logger: Logger;
   clock: () => Date;
   random: () => number;
-  serverUrl: () => Promise<string | undefined>;
+  /** Where to connect on the `attempt`-th consecutive try (a list of replicas: each try the next). */
+  serverUrl: (attempt?: number) => Promise<string | undefined>;
   renewer: Renewer;
   identity: () => Promise<Identity>;
   options: ChannelOptions;
@@ -125,7 +126,7 @@ export class Channel {
     let url: string | undefined;
     let ca: string, pem: string | undefined;
     try {
-      url = await this.d.serverUrl();
+      url = await this.d.serverUrl(this.attempts);
       ca = await fs.readFile(this.d.layout.caFile, "utf8");
       pem = await readCurrent(this.d.layout, "client");
     } catch (e) {

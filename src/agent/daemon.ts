@@ -1,6 +1,7 @@
 // `nodecert agent`: the node daemon. Recovers from any interrupted install, then keeps the
 // certificates valid on a schedule; joins when it has none and a token is configured. Serves
 // /healthz, /readyz and /metrics on localhost and a control socket for `nodecert renew`.
+import { serverFor } from "./servers.js";
 import { uniform } from "../platform/random.js";
 import type { AgentConfig } from "../config/agent.js";
 import type { Logger } from "../platform/log.js";
@@ -85,7 +86,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   let closing = false;
   const identity =
     d.identity ??
-    configuredIdentity({ nodeName: () => config.nodeName ?? state?.nodeName, addresses: () => config.addresses, server: async () => config.server ?? state?.server, facts: d.hostFacts });
+    configuredIdentity({ nodeName: () => config.nodeName ?? state?.nodeName, addresses: () => config.addresses, server: async () => serverFor(config.server ?? state?.server), facts: d.hostFacts });
   const renewer = new Renewer({
     config,
     layout,
@@ -112,7 +113,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       random,
       renewer,
       identity,
-      serverUrl: async () => config.server ?? (await readState(layout))?.server,
+      serverUrl: async (attempt?: number) => serverFor(config.server ?? (await readState(layout))?.server, attempt),
       options: { heartbeatMs: config.channel.heartbeat, reconnectInitialMs: config.channel.reconnectInitial, reconnectMaxMs: config.channel.reconnectMax },
       onEvicted: (reason) => (evicted = { at: clock().toISOString(), reason }),
     });
