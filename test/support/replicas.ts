@@ -31,3 +31,18 @@ export async function startReplicas(cluster: EtcdCluster, n: number, o: { prefix
   }
   return out;
 }
+
+/** `nodecert server run` processes (bin/nodecert) on one etcd prefix, started in order, sharing one kek. */
+export async function replicaProcesses(cluster: EtcdCluster, n: number, o: { prefix?: string; config?: Record<string, unknown> } = {}): Promise<import("./server-process.js").ServerProcess[]> {
+  const { serverProcess } = await import("./server-process.js");
+  const prefix = o.prefix ?? freshPrefix();
+  const out = [];
+  let kek: Buffer | undefined;
+  for (let i = 0; i < n; i++) {
+    const p = await serverProcess({ kek, config: { ...(o.config ?? {}), store: etcdStoreConfig(cluster, prefix, `replica-${i}`) } });
+    await p.start();
+    kek ??= readFileSync(path.join(p.dir, "kek"));
+    out.push(p);
+  }
+  return out;
+}
