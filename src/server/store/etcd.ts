@@ -649,6 +649,48 @@ export class EtcdStore implements Store, ReadinessSource {
     return { dns: [...dns].sort(), ip: [...ip].sort() };
   }
 
+  /** Whether anything is stored under the prefix (a migration refuses to write over it). */
+  async isEmpty(): Promise<boolean> {
+    return this.call(async () => (await this.ns.getAll().prefix("").count()) === 0);
+  }
+
+  /**
+   * Bulk import (migrate-store), in the order given: certificates and audit events one request
+   * each, so their create revisions keep the order they were recorded in; the rest in batches.
+   */
+  async importAll(d: { tokens: TokenRecord[]; nodes: NodeRecord[]; certificates: IssuedCertRecord[]; audit: AuditEvent[]; campaigns: { campaign: CampaignRecord; nodes: CampaignNodeRecord[] }[]; kv: [string, unknown][]; grants: { node: string; grant: SanGrant }[] }): Promise<void> {
+    const batch = async (puts: [string, unknown][]) => {
+      for (let i = 0; i < puts.length; i += 100) {
+        const part = puts.slice(i, i + 100);
+        await this.call(() => this.ns.if(part[0][0], "Version", ">", -1).then(...part.map(([k, v]) => this.ns.put(k).value(JSON.stringify(v)))).commit());
+      }
+    };
+    const newest = new Map<string, string>();
+    for (const c of d.certificates) if (c.kind === "client") newest.set(c.node, c.serial);
+    await batch(d.tokens.map((t) => [K.token(t.id), tokenDoc(t)]));
+    await batch(
+      d.nodes.map((n): [string, NodeDoc] => [
+        K.node(n.name),
+        { name: n.name, facts: n.facts, firstSeen: n.firstSeen.getTime(), lastSeen: n.lastSeen.getTime(), joinAddress: n.joinAddress, confirmedSerial: n.confirmedSerial, evictedAt: ms(n.evictedAt), reported: n.reported, lastHello: ms(n.lastHello), newestClient: newest.get(n.name) },
+      ]),
+    );
+    for (const c of d.certificates) await batch(this.certWrites(c));
+    const seen = new Set<string>();
+    for (const { node, grant } of d.grants) await batch(this.grantWrites(node, [grant], seen));
+    for (const e of d.audit) await this.call(() => this.ns.put(K.audit(e.time)).value(JSON.stringify(auditDoc(e))).exec());
+    for (const { campaign, nodes } of d.campaigns) {
+      await batch(nodes.map((n) => [K.campaignNode(campaign.id, n.node), { ...n, startedAt: ms(n.startedAt), finishedAt: ms(n.finishedAt), nextAttemptAt: ms(n.nextAttemptAt) }]));
+      await batch([[K.campaign(campaign.id), campaignDoc(campaign)]]);
+    }
+    await batch(d.kv.map(([k, v]) => [K.kv(k), v]));
+  }
+
+  /** How many records of each kind are stored (migrate-store verifies the copy with these). */
+  async counts(): Promise<Record<string, number>> {
+    const n = (p: string) => this.call(() => this.ns.getAll().prefix(p).count());
+    return { tokens: await n("tokens/"), nodes: await n("nodes/"), certificates: await n("certs/"), audit: await n("audit/"), campaigns: await n("campaigns/"), campaignNodes: await n("campaign-nodes/"), grants: await n("grants/") };
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.probeTimer);
