@@ -196,7 +196,7 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
         caTick.unref();
       }
     };
-    await caSync.watch(() => caRotation.reload());
+    await caSync.watch((snap) => caRotation.reload(snap.rotation as import("./fleet/ca-rotation.js").CaRotationState | undefined));
     await cluster.start();
   } else await campaigns.resume();
   serviceCerts.start();

@@ -66,3 +66,56 @@ describe("e2e: agents across control-plane replicas (real etcd cluster)", functi
     assert.equal(b.replicas!.cluster.replicaOf("fo-0"), b.replicas!.name);
   });
 });
+
+describe("e2e: CA rotation across replicas (real etcd cluster)", function () {
+  this.timeout(240_000);
+  let cluster: EtcdCluster | undefined;
+  let replicas: TestServer[] = [];
+  const agents: FleetAgent[] = [];
+  before(async function () {
+    requireEtcd(this);
+    cluster = await startEtcdCluster();
+  });
+  after(async () => {
+    for (const a of agents) await a.agent.close().catch(() => undefined);
+    for (const r of replicas) await r.close().catch(() => undefined);
+    await cluster?.stop();
+  });
+
+  it("every replica serves the new chain after the switch and signs from the new CA; no agent is locked out", async () => {
+    replicas = await startReplicas(cluster!, 2, { campaignOptions: { tickMs: 100, commandTimeoutMs: 15_000, retryBaseMs: 200 } });
+    const [r0, r1] = replicas;
+    const oldPin = r0.ca.pin;
+    for (let i = 0; i < 4; i++) {
+      const s = replicas[i % 2];
+      agents.push(await startFleetAgent({ url: s.url, pin: oldPin, createToken: s.createToken }, `car-${i}`, { servers: [s.url, replicas[(i + 1) % 2].url] }));
+    }
+    await until("agents reported", async () => (await r0.store.listNodes()).every((n) => n.reported), 20_000);
+    // Asked of either replica: the leader advances the phases.
+    const started = await r1.caRotation.start({});
+    await until("rotation done", async () => (await r0.store.getKv<{ phase: string }>("ca-rotation"))?.phase === "done", 45_000).catch(async (e) => {
+      for (const r of replicas) console.log(r.replicas!.name, r.replicas!.isLeader(), JSON.stringify(await r.caRotation.status()).slice(0, 1500), r.logLines.filter((l) => /CA|rotation|campaign|error/i.test(l)).slice(-15).join("\n"));
+      throw e;
+    });
+    // The leader stores "done" and then waits (bounded) for every replica to apply it.
+    await until("both replicas on the new CA alone", async () => {
+      for (const r of replicas) if (r.ca.pin === oldPin || (await r.caRotation.status()).bundleCertificates !== 1) return false;
+      return true;
+    }, 30_000);
+    assert.equal(new Set(replicas.map((r) => r.ca.pin)).size, 1);
+    for (const r of replicas) {
+      const st = await r.caRotation.status();
+      assert.deepEqual(st.joinPins.map((p) => [p.pin === r.ca.pin, p.valid]), [[true, true]], `${r.replicas!.name} serves a chain that verifies against the new CA alone`);
+    }
+    for (const a of agents) {
+      const [client] = await r0.store.latestCertificates(a.name, "client", 1);
+      assert.equal(client.issuerFingerprint, started.newFingerprint, `${a.name} holds a new-CA client certificate`);
+      await until(`${a.name} trusting the new CA only (pushed by its replica)`, () => readFileSync(`${a.root}/etc/kubernetes/pki/ca.crt`, "utf8") === r0.authority.trustBundle, 30_000);
+    }
+    await until("every agent connected to a replica", () => agents.every((a) => replicas.some((r) => r.hub.connected(a.name))), 30_000);
+    // Not locked out: a campaign after the rotation rotates every node again.
+    const c = await r0.campaigns.start({ nodes: "all", maxInFlight: 4, which: ["client"], reason: "after rotation" });
+    await until("post-rotation campaign done", async () => (await r0.store.getCampaign(c.id))?.state === "done", 60_000);
+    assert.deepEqual(await r0.store.countCampaignNodes(c.id), { pending: 0, "in-flight": 0, done: 4, failed: 0 });
+  });
+});

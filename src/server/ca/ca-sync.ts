@@ -62,7 +62,7 @@ export class CaSync {
   private version = 0;
   private watcher: Watcher | undefined;
 
-  constructor(private readonly d: { store: EtcdStore; paths: ServerPaths; logger: Logger; replica: string }) {}
+  constructor(private readonly d: { store: EtcdStore; paths: ServerPaths; logger: Logger; replica: string; /** How long a CA change waits for the other replicas to apply it. */ barrierMs?: number }) {}
 
   /**
    * At start, before the CA is loaded: a CA in etcd wins (this replica's files from `server init`
@@ -75,11 +75,13 @@ export class CaSync {
     const created = await this.d.store.casKv("ca-files", undefined, first);
     if (created) {
       this.version = 1;
+      await this.ack(1);
       this.d.logger.info("published this replica's CA to etcd: other replicas adopt it", { replica: this.d.replica });
       return "published";
     }
     const snap = (await this.d.store.getKv<CaSnapshot>("ca-files"))!;
     this.version = snap.version;
+    await this.ack(snap.version);
     if (JSON.stringify(snap.files) === JSON.stringify(files)) return "current";
     const ca = path.join(this.d.paths.dir, "ca");
     if (existsSync(ca)) {
@@ -98,10 +100,36 @@ export class CaSync {
       const next: CaSnapshot = { version: (cur?.version ?? 0) + 1, by: this.d.replica, files: await readCaFiles(this.d.paths), rotation };
       if (await this.d.store.casKv("ca-files", cur, next)) {
         this.version = next.version;
+        await this.ack(next.version);
+        await this.awaitReplicas(next.version);
         return;
       }
     }
     throw new Error("could not publish the CA to etcd: another replica kept changing it; retry the CA command");
+  }
+
+  private async ack(version: number): Promise<void> {
+    await this.d.store.ns.put(`ca-acks/${this.d.replica}`).value(String(version)).exec();
+  }
+
+  /**
+   * Waits until every live replica (registered under replicas/) has applied `version`, so a phase
+   * that follows (the switch's re-issue campaign) never reaches a node through a replica that
+   * still signs with the old CA. Bounded: a replica that does not answer is logged, not waited for.
+   */
+  async awaitReplicas(version: number, timeoutMs = this.d.barrierMs ?? 20_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const live = (await this.d.store.ns.getAll().prefix("replicas/").keys()).map((k) => k.slice("replicas/".length));
+      const acks = await this.d.store.ns.getAll().prefix("ca-acks/").strings();
+      const behind = live.filter((r) => Number(acks[`ca-acks/${r}`] ?? 0) < version);
+      if (!behind.length) return;
+      if (Date.now() > end) {
+        this.d.logger.warn("CA change: replicas did not confirm it in time; going on without them", { version, behind });
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Calls `onChange` (after writing the files) whenever another replica publishes a CA change. */
@@ -115,6 +143,7 @@ export class CaSync {
         this.version = snap.version;
         await writeCaFiles(this.d.paths, snap.files);
         await onChange(snap);
+        await this.ack(snap.version);
         this.d.logger.info("reloaded the CA another replica changed", { version: snap.version, by: snap.by });
       }).catch((e) => this.d.logger.error("could not apply the CA another replica changed", { error: (e as Error).message }));
     });

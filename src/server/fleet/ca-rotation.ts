@@ -252,6 +252,8 @@ export class CaRotation {
     this.d.authority.set(next, old, await this.ensureCross(old, next));
     // The new CA signs now, so neither service certificate is signed by the signer: both re-issued.
     await this.d.ensureServiceCertificates(`CA rotation ${s.id}: switch to the new CA`);
+    // Replicas: every replica signs from the new CA before the re-issue campaign reaches a node.
+    await this.d.publish?.({ ...s, phase: "switch" });
     const c = (await this.liveNodes()).length
       ? await this.d.campaigns.start({ nodes: "all", maxInFlight: this.d.maxInFlight, which: ["client", "serving"], reason: `CA rotation ${s.id}: re-issue from the new CA` })
       : undefined;
@@ -304,9 +306,11 @@ export class CaRotation {
    * trust for the stored phase, re-issue this replica's TLS and admin certificates from the new
    * signer if needed, and hand connected nodes the new bundle.
    */
-  reload(): Promise<void> {
+  reload(published?: CaRotationState): Promise<void> {
     return this.serial(async () => {
-      const s = await this.state();
+      // The state published with the files, not the stored one: a phase's files are published
+      // (and every replica waited for) before the leader stores the phase.
+      const s = published ?? (await this.state());
       const current = await loadCa(this.d.paths);
       if (!s || s.phase === "done" || s.phase === "finishing") this.d.authority.set(current);
       else {
