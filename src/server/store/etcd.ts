@@ -469,18 +469,6 @@ export class EtcdStore implements Store, ReadinessSource {
     });
   }
 
-  /**
-   * Compare-and-swap on a campaign's state: moves it to `to` only if it is `from` now. Returns
-   * whether this call made the change (a second leader finishing the same campaign gets false).
-   */
-  async transitionCampaign(id: string, from: CampaignRecord["state"], to: CampaignRecord["state"], finishedAt?: Date): Promise<boolean> {
-    return this.txn(async (r): Promise<TxnPlan<boolean>> => {
-      const c = await r.get<CampaignDoc>(K.campaign(id));
-      if (!c || c.state !== from) return { result: false };
-      return { result: true, puts: [[K.campaign(id), { ...c, state: to, finishedAt: ms(finishedAt) ?? c.finishedAt }]] };
-    });
-  }
-
   async listCampaignNodes(id: string, q: CampaignNodeQuery = {}): Promise<CampaignNodeRecord[]> {
     const prefix = K.campaignNodes(id);
     // Keys sort by the encoded name; encodeURIComponent keeps [a-z0-9.-] (node names) as they are.
@@ -522,27 +510,6 @@ export class EtcdStore implements Store, ReadinessSource {
       if ("nextAttemptAt" in patch) next.nextAttemptAt = ms(patch.nextAttemptAt);
       if ("serials" in patch) next.serials = patch.serials;
       return { result: undefined, puts: [[K.campaignNode(id, node), next]] };
-    });
-  }
-
-  /**
-   * Compare-and-swap on a campaign node: applies `patch` only if the node is in state `from` (and,
-   * when given, carries `commandId`). Two leaders cannot both start (or finish) the same node.
-   */
-  async transitionCampaignNode(id: string, node: string, expect: { state: CampaignNodeState; commandId?: string }, patch: Partial<Omit<CampaignNodeRecord, "campaignId" | "node">>): Promise<boolean> {
-    return this.txn(async (r): Promise<TxnPlan<boolean>> => {
-      const d = await r.get<CampaignNodeDoc>(K.campaignNode(id, node));
-      if (!d || d.state !== expect.state || (expect.commandId !== undefined && d.commandId !== expect.commandId)) return { result: false };
-      const next: CampaignNodeDoc = { ...d };
-      if (patch.state) next.state = patch.state;
-      if (patch.attempts !== undefined) next.attempts = patch.attempts;
-      if ("lastError" in patch) next.lastError = patch.lastError;
-      if ("startedAt" in patch) next.startedAt = ms(patch.startedAt);
-      if ("finishedAt" in patch) next.finishedAt = ms(patch.finishedAt);
-      if ("commandId" in patch) next.commandId = patch.commandId;
-      if ("nextAttemptAt" in patch) next.nextAttemptAt = ms(patch.nextAttemptAt);
-      if ("serials" in patch) next.serials = patch.serials;
-      return { result: true, puts: [[K.campaignNode(id, node), next]] };
     });
   }
 
