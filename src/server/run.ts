@@ -1,5 +1,6 @@
 // Starts the control plane from its directory: config, CA, store, HTTPS API, fleet channel,
 // rotation campaigns and CA rotation.
+import path from "node:path";
 import { promises as fs } from "node:fs";
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
@@ -19,6 +20,7 @@ import { processFips } from "../crypto/process.js";
 import { keyAlgorithmProblem } from "./policy.js";
 import { Authority, bundleSha256 } from "./ca/authority.js";
 import { Hub } from "./fleet/hub.js";
+import { Retention } from "./retention.js";
 import { Campaigns, DEFAULT_CAMPAIGN_OPTIONS, type CampaignOptions } from "./fleet/campaigns.js";
 import { CaRotation } from "./fleet/ca-rotation.js";
 import { registerAdminRoutes } from "./http/routes-admin.js";
@@ -74,6 +76,8 @@ export interface RunningServer {
   readiness: OpenedStore["readiness"];
   /** Set when the store is etcd (several replicas may share it). */
   replicas?: ReplicaView;
+  /** Prunes old issuance and audit records (after exporting the audit). */
+  retention: Retention;
   close(): Promise<void>;
 }
 
@@ -200,6 +204,28 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     await cluster.start();
   } else await campaigns.resume();
   serviceCerts.start();
+  // Its own timer: the injected one (tests) drives the service-certificate checks alone.
+  const retentionTimer: SetTimer = (fn, ms) => {
+    const t = setTimeout(fn, ms).unref();
+    return { cancel: () => clearTimeout(t) };
+  };
+  const retention = new Retention({ store, policy: config.retention, archiveDir: config.retention.auditArchiveDir ?? path.join(paths.dir, "audit-archive"), clock, logger: o.logger, setTimer: retentionTimer });
+  if (!cluster) retention.start();
+  else {
+    // Replicas: retention starts on the first replica elected leader (one audit archive, not one per replica).
+    let retentionStarted = false;
+    const startRetention = () => {
+      if (retentionStarted) return;
+      retentionStarted = true;
+      retention.start();
+    };
+    const prev = cluster.onLeadership;
+    cluster.onLeadership = (leader) => {
+      prev(leader);
+      if (leader) startRetention();
+    };
+    if (cluster.isLeader()) startRetention();
+  }
   const addr = app.server.address();
   const boundPort = typeof addr === "object" && addr ? addr.port : port;
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
@@ -223,8 +249,10 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     serviceCerts,
     readiness: opened.readiness,
     replicas: cluster ? { name: replicaName, cluster, isLeader } : undefined,
+    retention,
     async close() {
       serviceCerts.stop();
+      await retention.stop();
       campaigns.stop();
       await cluster?.close();
       await caSync?.close();

@@ -84,6 +84,7 @@ export class Campaigns {
     await this.serial(async () => {
       for (const c of await this.d.store.listCampaigns()) {
         if (c.state !== "running") continue;
+        // A node a dead process left in flight: done if rotated, else pending with the attempt refunded.
         for (const n of await this.d.store.listCampaignNodes(c.id, { state: "in-flight" })) await this.settleOrphan(c, n);
         this.d.logger.info("resuming rotation campaign", { campaign: c.id });
       }

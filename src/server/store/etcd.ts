@@ -616,6 +616,39 @@ export class EtcdStore implements Store, ReadinessSource {
     return { dns: [...dns].sort(), ip: [...ip].sort() };
   }
 
+  /** Retention: issuance records of certificates expired before `before`, except each node's newest of every kind and its confirmed one. */
+  async pruneCertificates(before: Date): Promise<number> {
+    const rows = await this.list<CertDoc>("node-certs/");
+    const keep = new Set<string>();
+    const newest = new Map<string, { rev: bigint; serial: string }>();
+    for (const r of rows) {
+      const k = `${r.value.node}/${r.value.kind}`;
+      const rev = BigInt(r.kv.create_revision);
+      const cur = newest.get(k);
+      if (!cur || rev >= cur.rev) newest.set(k, { rev, serial: r.value.serial });
+    }
+    for (const v of newest.values()) keep.add(v.serial);
+    for (const n of await this.listNodes()) if (n.confirmedSerial) keep.add(n.confirmedSerial);
+    const gone = rows.filter((r) => r.value.notAfter < before.getTime() && !keep.has(r.value.serial));
+    for (let i = 0; i < gone.length; i += 20) {
+      const part = gone.slice(i, i + 20);
+      const keys = part.flatMap((r) => [K.cert(r.value.serial), K.nodeCert(r.value.node, r.value.kind, r.value.serial), ...(r.value.sans?.dns ?? []).map((d) => K.certSan("dns", d, r.value.serial)), ...(r.value.sans?.ip ?? []).map((ip) => K.certSan("ip", ip, r.value.serial))]);
+      await this.call(() => this.ns.if(keys[0], "Version", ">", -1).then(...keys.map((k) => this.ns.delete().key(k))).commit());
+    }
+    return gone.length;
+  }
+
+  /** Audit events older than `before`, oldest first (keys start with the zero-padded time). */
+  async *auditBefore(before: Date): AsyncIterable<AuditEvent> {
+    const rows = await this.call(async () => (await this.ns.getAll().inRange({ start: K.audits, end: `${K.audits}${String(before.getTime()).padStart(15, "0")}` }).sort("Create", "Ascend").exec()).kvs);
+    for (const kv of rows) yield auditRec(JSON.parse(kv.value.toString()) as AuditDoc);
+  }
+
+  async pruneAudit(before: Date): Promise<number> {
+    const res = await this.call(() => this.ns.delete().inRange({ start: K.audits, end: `${K.audits}${String(before.getTime()).padStart(15, "0")}` }).exec());
+    return Number(res.deleted);
+  }
+
   /** Whether anything is stored under the prefix (a migration refuses to write over it). */
   async isEmpty(): Promise<boolean> {
     return this.call(async () => (await this.ns.getAll().prefix("").count()) === 0);

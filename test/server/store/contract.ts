@@ -194,6 +194,29 @@ export function storeContract(name: string, open: () => Promise<OpenedStore>): v
     assert.equal(await s.getCertificate("nope"), undefined);
   });
 
+  it("retention: prunes certificates expired before a time except each node's newest of a kind and its confirmed one; audit before a time, oldest first", async () => {
+    const s = await fresh();
+    assert.ok(s.pruneCertificates && s.pruneAudit && s.auditBefore, "the store supports retention");
+    await s.insertToken({ id: "retain", secretHash: "h", usesLeft: 1, expiresAt: new Date(clock.t + 60_000), createdAt: clock.now() });
+    const old = (serial: string, kind: "client" | "serving" = "client") => ({ ...cert(serial), kind, notAfter: new Date(clock.t - 10_000) });
+    await s.commitJoin({ tokenId: "retain", now: clock.now(), node: "n1", facts, certificates: [old("p1"), old("v1", "serving")], audit: { time: new Date(clock.t - 5000), type: "join.issued", node: "n1" } });
+    await s.recordCertificate(old("p2"));
+    assert.equal(await s.confirmClientSerial("n1", "p2"), true);
+    await s.recordCertificate(old("p3"));
+    await s.recordCertificate(old("v2", "serving"));
+    // p1 and v1 are neither newest nor confirmed: they go; p2 (confirmed), p3 and v2 (newest) stay.
+    assert.equal(await s.pruneCertificates!(clock.now()), 2);
+    assert.deepEqual((await s.listCertificates("n1")).map((c) => c.serial).sort(), ["p2", "p3", "v2"]);
+    assert.equal(await s.getCertificate("p1"), undefined);
+    for (let i = 0; i < 4; i++) await s.audit({ time: new Date(clock.t + i * 1000), type: `a${i}` });
+    const before = new Date(clock.t + 2000);
+    const listed: string[] = [];
+    for await (const e of s.auditBefore!(before)) listed.push(e.type);
+    assert.deepEqual(listed, ["join.issued", "a0", "a1"]);
+    assert.equal(await s.pruneAudit!(before), 3);
+    assert.deepEqual((await s.listAudit()).map((e) => e.type), ["a3", "a2"]);
+  });
+
   it("keeps reports, campaigns, kv and audit as written, readable through another handle", async () => {
     const s = await fresh();
     await s.insertToken({ id: "report", secretHash: "h", usesLeft: 2, expiresAt: new Date(clock.t + 60_000), createdAt: clock.now(), node: "n1", description: "d" });
