@@ -318,7 +318,16 @@ export class Channel {
     return undefined;
   }
 
-  private async evicted(reason: string): Promise<void> {
+  /** The first eviction handled (the evict message, then its close frame): later ones wait for it. */
+  private evicting?: Promise<void>;
+
+  private evicted(reason: string): Promise<void> {
+    // Both would read the state before either wrote it, and the close frame's generic reason
+    // could overwrite the operator's (seen under load).
+    return (this.evicting ??= this.recordEviction(reason));
+  }
+
+  private async recordEviction(reason: string): Promise<void> {
     if (this.stopped) return;
     this.d.logger.error("this node was evicted by the control plane; it will not renew or reconnect", { reason });
     const s = await readState(this.d.layout).catch(() => undefined);
