@@ -30,8 +30,9 @@ const result = await build({
   platform: "node",
   target: "node20",
   chunkNames: "chunks/[name]-[hash]",
-  // Native addons and the optional native speed-ups of ws resolve from node_modules at run time.
-  external: ["better-sqlite3", "bufferutil", "utf-8-validate"],
+  // Native addons, the optional native speed-ups of ws, and etcd3 (its gRPC loader reads .proto
+  // files next to its own code) resolve from node_modules at run time.
+  external: ["better-sqlite3", "etcd3", "bufferutil", "utf-8-validate"],
   // Bundled CommonJS packages call require() for Node's built-ins; ES modules have no require.
   banner: { js: 'import { createRequire as __nodecertCreateRequire } from "node:module"; const require = __nodecertCreateRequire(import.meta.url);' },
   // Smaller source text is less for V8 to keep in the heap of a long-running agent (~0.7 MiB);

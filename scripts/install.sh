@@ -268,14 +268,16 @@ else
   else
     cp -a -- "$src_dir/node_modules/." "$stage/node_modules/"
   fi
-  # Drop devDependencies (the lockfile marks them "dev": true), their dangling .bin links and npm's
-  # hidden lockfile, which describes the tree before pruning. Only unlinks: safe with hard links.
+  # Drop devDependencies (the lockfile marks them "dev": true), type declarations (@types/*: no
+  # code runs from them, though a runtime package such as protobufjs may list one), their dangling
+  # .bin links and npm's hidden lockfile, which describes the tree before pruning. Only unlinks:
+  # safe with hard links.
   lock=$src_dir/node_modules/.package-lock.json
   [ -f "$lock" ] || lock=$src_dir/package-lock.json
   dev_list=$(node -e '
     const lock = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
     if (!lock.packages) process.exit(3);
-    for (const [k, v] of Object.entries(lock.packages)) if (k.startsWith("node_modules/") && v.dev) console.log(k);
+    for (const [k, v] of Object.entries(lock.packages)) if (k.startsWith("node_modules/") && (v.dev || /(^|\/)node_modules\/@types\/[^/]+$/.test(k))) console.log(k);
   ' "$lock") || die "cannot read the package list from $lock (lockfileVersion 2 or later needed)"
   mapfile -t dev_paths <<<"$dev_list"
   for d in "${dev_paths[@]}"; do

@@ -3,7 +3,8 @@
 # systemd-notify from the systemd package, python3 to receive sd_notify datagrams; unshare, setpriv
 # and prlimit from util-linux, ps and pgrep from procps and curl for the privilege, limit and
 # systemd-in-a-namespace tests; faketime's libfaketime for clock skew; chromium for the dashboard's
-# browser tests). With CI=true a dependency
+# browser tests; etcd from etcd-server and etcdctl from etcd-client for the HA store and replica
+# tests). With CI=true a dependency
 # that cannot be installed fails the run; elsewhere tests that need it skip with a message.
 set -u
 need=()
@@ -15,6 +16,8 @@ command -v python3 >/dev/null || need+=(python3)
 { command -v unshare && command -v setpriv && command -v prlimit; } >/dev/null || need+=(util-linux)
 { command -v ps && command -v pgrep; } >/dev/null || need+=(procps)
 command -v curl >/dev/null || need+=(curl)
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v etcdctl >/dev/null || need+=(etcd-client)
 # libfaketime, preloaded into the agent for the clock-skew join tests.
 command -v faketime >/dev/null || need+=(faketime)
 command -v chromium >/dev/null || need+=(chromium)
@@ -34,6 +37,8 @@ for t in "${need[@]}"; do
   [ "$t" = systemd ] && tool=systemd-analyze
   [ "$t" = util-linux ] && tool=unshare
   [ "$t" = procps ] && tool=pgrep
+  [ "$t" = etcd-server ] && tool=etcd
+  [ "$t" = etcd-client ] && tool=etcdctl
   if ! command -v "$tool" >/dev/null; then
     if [ "${CI:-}" = true ]; then echo "test-deps: $t is required in CI and could not be installed" >&2; exit 1; fi
     echo "test-deps: $t is missing; tests that need it will be skipped" >&2

@@ -34,7 +34,8 @@ export interface ChannelDeps {
   logger: Logger;
   clock: () => Date;
   random: () => number;
-  serverUrl: () => Promise<string | undefined>;
+  /** Where to connect on the `attempt`-th consecutive try (a list of replicas: each try the next). */
+  serverUrl: (attempt?: number) => Promise<string | undefined>;
   renewer: Renewer;
   identity: () => Promise<Identity>;
   options: ChannelOptions;
@@ -125,7 +126,7 @@ export class Channel {
     let url: string | undefined;
     let ca: string, pem: string | undefined;
     try {
-      url = await this.d.serverUrl();
+      url = await this.d.serverUrl(this.attempts);
       ca = await fs.readFile(this.d.layout.caFile, "utf8");
       pem = await readCurrent(this.d.layout, "client");
     } catch (e) {
@@ -317,7 +318,16 @@ export class Channel {
     return undefined;
   }
 
-  private async evicted(reason: string): Promise<void> {
+  /** The first eviction handled (the evict message, then its close frame): later ones wait for it. */
+  private evicting?: Promise<void>;
+
+  private evicted(reason: string): Promise<void> {
+    // Both would read the state before either wrote it, and the close frame's generic reason
+    // could overwrite the operator's (seen under load).
+    return (this.evicting ??= this.recordEviction(reason));
+  }
+
+  private async recordEviction(reason: string): Promise<void> {
     if (this.stopped) return;
     this.d.logger.error("this node was evicted by the control plane; it will not renew or reconnect", { reason });
     const s = await readState(this.d.layout).catch(() => undefined);

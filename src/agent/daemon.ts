@@ -1,6 +1,7 @@
 // `nodecert agent`: the node daemon. Recovers from any interrupted install, then keeps the
 // certificates valid on a schedule; joins when it has none and a token is configured. Serves
 // /healthz, /readyz and /metrics on localhost and a control socket for `nodecert renew`.
+import { serverFor } from "./servers.js";
 import { uniform } from "../platform/random.js";
 import type { AgentConfig } from "../config/agent.js";
 import type { Logger } from "../platform/log.js";
@@ -71,7 +72,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   const layout = layoutFor(config);
   const log = d.logger;
   for (const action of await recoverOnStartup(layout, clock())) log.warn("startup recovery", { action });
-  const repairs = await startupRepairs(layout, { server: config.server, caCertHash: config.caCertHash, now: clock() }, log);
+  const repairs = await startupRepairs(layout, { server: serverFor(config.server), caCertHash: config.caCertHash, now: clock() }, log);
   let state = await readState(layout);
   let resolveJoined!: (s: AgentState) => void;
   const installed = new Promise<AgentState>((r) => (resolveJoined = r));
@@ -87,7 +88,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   let closing = false;
   const identity =
     d.identity ??
-    configuredIdentity({ nodeName: () => config.nodeName ?? state?.nodeName, addresses: () => config.addresses, server: async () => config.server ?? state?.server, facts: d.hostFacts });
+    configuredIdentity({ nodeName: () => config.nodeName ?? state?.nodeName, addresses: () => config.addresses, server: async () => serverFor(config.server ?? state?.server), facts: d.hostFacts });
   const renewer = new Renewer({
     config,
     layout,
@@ -114,7 +115,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       random,
       renewer,
       identity,
-      serverUrl: async () => config.server ?? (await readState(layout))?.server,
+      serverUrl: async (attempt?: number) => serverFor(config.server ?? (await readState(layout))?.server, attempt),
       options: { heartbeatMs: config.channel.heartbeat, reconnectInitialMs: config.channel.reconnectInitial, reconnectMaxMs: config.channel.reconnectMax },
       onEvicted: (reason) => (evicted = { at: clock().toISOString(), reason }),
     });

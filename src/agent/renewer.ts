@@ -1,6 +1,7 @@
 // Keeps the node's certificates valid: evaluates each one, renews what is due over mTLS (or
 // re-joins with a bootstrap token when the client certificate is gone), verifies, installs
 // atomically, prunes, runs reload hooks, and backs off with full jitter while renewals fail.
+import { serverFor } from "./servers.js";
 import { promises as fs } from "node:fs";
 import type { AgentConfig } from "../config/agent.js";
 import type { Logger } from "../platform/log.js";
@@ -255,7 +256,7 @@ export class Renewer {
   private async rejoin(token: string): Promise<AgentState> {
     const { config, layout, logger } = this.d;
     const prev = await readState(layout);
-    const server = config.server ?? prev?.server;
+    const server = serverFor(config.server ?? prev?.server, this.consecutiveFailures); // a list: the next replica after each failure
     const pin = config.caCertHash ?? prev?.caPin;
     if (!server || !pin) throw new RenewError("cannot join: set server and caCertHash in the agent configuration");
     logger.info(prev ? "client certificate unusable; re-joining with the bootstrap token" : "joining", { server });
@@ -287,7 +288,7 @@ export class Renewer {
         csr: await createNodeCsr({ kind, nodeName: state.nodeName, keys: pair, sans: kind === "serving" ? identity.servingSans : undefined }),
       };
     }
-    const server = config.server ?? state.server;
+    const server = serverFor(config.server ?? state.server, this.consecutiveFailures)!;
     const body: RenewRequest = { v: PROTOCOL_VERSION, facts: identity.facts, csrs: { client: keys.client?.csr, serving: keys.serving?.csr } };
     const res = await requestJson(new URL("/v1/renew", server).toString(), { body, tls: { ca: trust, cert: clientPem, key: clientPem, controlPlane: true } });
     if (res.status !== 200) throw new RenewError(`renewal refused by ${server}: ${describeErrorBody(res.status, res.body)}`);

@@ -1,5 +1,6 @@
 // A Renewer for one command (`renew` without a running agent, `needs-renewal`): no schedule, no
 // retries, metrics kept in memory only.
+import { serverFor } from "../agent/servers.js";
 import { uniform } from "../platform/random.js";
 import { createLogger } from "../platform/log.js";
 import { loadYamlConfig } from "../config/load.js";
@@ -25,7 +26,7 @@ export async function oneShotRenewer(env: CliEnv, config: AgentConfig): Promise<
     logger: createLogger({ component: "renew", stream: env.stderr }),
     clock,
     random: uniform,
-    identity: configuredIdentity({ nodeName: () => config.nodeName ?? state?.nodeName, addresses: () => config.addresses, server: async () => config.server ?? state?.server }),
+    identity: configuredIdentity({ nodeName: () => config.nodeName ?? state?.nodeName, addresses: () => config.addresses, server: async () => serverFor(config.server ?? state?.server) }),
     setTimer: () => ({ cancel() {} }), // one-shot: no retries
     metrics: new AgentMetrics(clock),
   });

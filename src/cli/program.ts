@@ -57,6 +57,13 @@ export function buildProgram(env: CliEnv): Command {
     .option("--listen <host:port>", "address to listen on (overrides server.yaml)")
     .option("--fips <mode>", "crypto provider: auto, on or off (overrides fips in server.yaml)")
     .action(async (o: ServerRunOptions) => (await import("./server-run.js")).serverRun(env, o));
+  server
+    .command("migrate-store")
+    .description("copy a SQLite installation (tokens, nodes, certificates, audit, campaigns, CA rotation, CA files) into the etcd store server.yaml configures, and verify the counts")
+    .option("--dir <dir>", "server state directory (its server.yaml names the etcd store)", DEFAULT_SERVER_DIR)
+    .requiredOption("--from <sqlite:PATH>", "the SQLite database, e.g. sqlite:/var/lib/nodecert-server/nodecert.db")
+    .requiredOption("--to <etcd>", "etcd (the store section of server.yaml)")
+    .action(async (o: import("./server-migrate-store.js").MigrateStoreOptions) => (await import("./server-migrate-store.js")).serverMigrateStore(env, o));
 
   const token = program.command("token").description("bootstrap tokens for joining nodes");
   adminOptions(token.command("create").description("create a bootstrap token and print it"))

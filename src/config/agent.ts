@@ -28,7 +28,8 @@ export const AgentConfig = z
     root: z.string().default("/"),
     /** The agent's own state (default <root>/var/lib/nodecert); a snap points it into $SNAP_COMMON. */
     stateDir: z.string().optional(),
-    server: z.string().url().optional(),
+    /** The control plane: one URL, or a list (replicas) tried in turn when one does not answer. */
+    server: z.union([z.string().url(), z.array(z.string().url()).min(1).max(16)]).optional(),
     caCertHash: z.string().optional(),
     /** File holding a bootstrap token; used to join (or re-join after expiry) when present. */
     tokenFile: z.string().optional(),

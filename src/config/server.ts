@@ -32,9 +32,37 @@ const NodeGroup = z
   })
   .strict();
 
+/** Where the server keeps its state: an embedded SQLite file (one server) or etcd (replicas, HA). */
+const StoreConfig = z
+  .discriminatedUnion("kind", [
+    z.object({ kind: z.literal("sqlite") }).strict(),
+    z
+      .object({
+        kind: z.literal("etcd"),
+        /** etcd client URLs (https://host:2379), every member or a load balancer. */
+        endpoints: z.array(z.string().url().refine((u) => u.startsWith("https://"), { message: "etcd endpoints must be https:// (mTLS to etcd, as the apiserver does)" })).min(1),
+        /** Key prefix shared by this installation's replicas. */
+        prefix: z.string().min(1).refine((p) => p.endsWith("/"), { message: "the prefix must end in / (e.g. /nodecert/)" }).default("/nodecert/"),
+        /** PEM files (relative paths: to the server directory): etcd's CA, this replica's client certificate and key. */
+        tls: z.object({ ca: z.string().min(1), cert: z.string().min(1), key: z.string().min(1) }).strict(),
+        /** How long one etcd request may take before the replica counts etcd as lost. */
+        requestTimeout: duration.default(3000),
+        /** How often a replica checks that etcd answers (readiness). */
+        probeInterval: duration.default(2000),
+        /** This replica's name in `nodecert nodes` and in etcd (default: the host name and listen port). */
+        replicaName: z.string().min(1).max(128).optional(),
+        /** The leader lease: another replica takes over fleet work this long after the leader died. */
+        leaderTtl: duration.default(5000),
+      })
+      .strict(),
+  ])
+  .default({ kind: "sqlite" });
+export type StoreConfig = z.infer<typeof StoreConfig>;
+
 export const ServerConfig = z
   .object({
     listen: z.string().default("0.0.0.0:9443"),
+    store: StoreConfig,
     /** Names and addresses for the server's own TLS certificate; a change re-issues it at the next start. */
     sans: z.array(z.string()).default(["localhost", "127.0.0.1", "::1"]),
     /** The URL nodes write into kubelet.conf. */

@@ -26,6 +26,8 @@ export const CaAdvanceRequest = z.object({ force: z.boolean().default(false) }).
 export interface NodeView {
   name: string;
   connected: boolean;
+  /** Replicas (etcd store): the replica the agent's channel is open on. */
+  replica?: string;
   evicted: boolean;
   lastSeen: string;
   lastHello?: string;

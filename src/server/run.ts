@@ -9,7 +9,11 @@ import { ServerConfig, parseListen } from "../config/server.js";
 import type { Logger } from "../platform/log.js";
 import { loadCa, type LoadedCa } from "./ca/ca.js";
 import { serverPaths, type ServerPaths } from "./paths.js";
-import { SqliteStore } from "./store/sqlite.js";
+import { openStore, type OpenedStore } from "./store/open.js";
+import type { EtcdStore } from "./store/etcd.js";
+import type { ClusterHub } from "./fleet/replicas.js";
+import type { CaSync } from "./ca/ca-sync.js";
+import os from "node:os";
 import type { Store } from "./store/store.js";
 import { buildApi, serverTlsOptions } from "./http/routes-node.js";
 import { processFips } from "../crypto/process.js";
@@ -44,6 +48,13 @@ export interface RunOptions {
   serviceCertCheckMs?: number;
 }
 
+/** Replicas on etcd: this replica's view of the others. */
+export interface ReplicaView {
+  name: string;
+  cluster: ClusterHub;
+  isLeader(): boolean;
+}
+
 export interface RunningServer {
   app: FastifyInstance;
   url: string;
@@ -61,6 +72,10 @@ export interface RunningServer {
   caRotation: CaRotation;
   /** Keeps the server's TLS and admin certificates valid (checked at start and on a timer). */
   serviceCerts: ServiceCertRenewal;
+  /** Whether the store answers (etcd); nothing is signed while it does not. */
+  readiness: OpenedStore["readiness"];
+  /** Set when the store is etcd (several replicas may share it). */
+  replicas?: ReplicaView;
   /** Prunes old issuance and audit records (after exporting the audit). */
   retention: Retention;
   close(): Promise<void>;
@@ -73,15 +88,31 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   const random = o.random ?? ((n: number) => randomBytes(n));
   const fips = o.fips ?? processFips();
   if (config.requireFipsNodes && !fips) o.logger.warn("requireFipsNodes is set but this server does not run on the FIPS provider; set fips: on so the control plane is FIPS too");
+  const opened = await openStore(config.store, paths);
+  const store = opened.store;
+  const replicaName = config.store.kind === "etcd" ? (config.store.replicaName ?? `${os.hostname()}-${config.listen}`) : "local";
+  // Replicas share one CA through etcd: adopt it (or publish ours when there is none) before loading.
+  let caSync: CaSync | undefined;
+  if (config.store.kind === "etcd") {
+    const { CaSync } = await import("./ca/ca-sync.js");
+    caSync = new CaSync({ store: store as EtcdStore, paths, logger: o.logger, replica: replicaName });
+    await caSync.adoptOrPublish(clock());
+  }
   const authority = new Authority(await loadCa(paths));
   const sanPolicy = { ...config.policy, ...serverSanPolicy(config) };
-  const store = new SqliteStore(paths.db);
   // What the server presents: its certificate file, then (once a rotation's new CA signs) the
   // cross-certificate that lets nodes anchored in the old CA verify it.
   const servedTls = async () => ({ certPem: (await fs.readFile(paths.tlsCert, "utf8")) + authority.tlsChainExtra, keyPem: await fs.readFile(paths.tlsKey, "utf8") });
   const connectionCap = new ConnectionCap(config.limits, o.logger, () => clock().getTime());
   const hub = new Hub({ store, authority, logger: o.logger, clock, heartbeatMs: o.heartbeatMs ?? 30_000, limits: config.channel, onChannelOpen: (socket) => connectionCap.release(socket) });
-  const campaigns = new Campaigns({ store, hub, logger: o.logger, clock, random: uniform, options: { ...DEFAULT_CAMPAIGN_OPTIONS, ...(o.campaignOptions ?? {}) } });
+  let cluster: ClusterHub | undefined;
+  if (config.store.kind === "etcd") {
+    const { ClusterHub } = await import("./fleet/replicas.js");
+    cluster = new ClusterHub({ store: store as EtcdStore, hub, replica: replicaName, logger: o.logger, ttlSeconds: Math.max(1, Math.round(config.store.leaderTtl / 1000)) });
+  }
+  const isLeader = () => cluster?.isLeader() ?? true;
+  const campaignOptions = { ...DEFAULT_CAMPAIGN_OPTIONS, ...(cluster ? { orphanGraceMs: 5000 } : {}), ...(o.campaignOptions ?? {}) };
+  const campaigns = new Campaigns({ store, hub: cluster ?? hub, logger: o.logger, clock, random: uniform, options: campaignOptions, isLeader });
   let app: FastifyInstance | undefined;
   // Hot-swaps the TLS identity and client-CA list into the listening server; before it listens,
   // buildApi reads the files itself.
@@ -108,6 +139,8 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     maxInFlight: config.caRotation.maxInFlight,
     autoAdvance: config.caRotation.autoAdvance,
     reloadTls,
+    isLeader,
+    publish: caSync ? (st) => caSync!.publish(st) : undefined,
   });
   await caRotation.resume(authority.signer);
   // Before serving: a certificate issued a year ago at init, or for other SANs, or by a CA that no
@@ -123,11 +156,12 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     random,
     tls: await servedTls(),
     fips,
+    readiness: opened.readiness,
     registerAdmin: (a) => {
       registerSanRoutes(a, { store, policy: sanPolicy, clock, logger: o.logger });
       registerAdminRoutes(a, {
         store,
-        hub,
+        hub: cluster ?? hub,
         campaigns,
         caRotation,
         logger: o.logger,
@@ -153,7 +187,22 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     if (err.code === "EADDRINUSE") throw new Error(`cannot listen on ${config.listen}: the address is in use; stop the other process or pass --listen`);
     throw e;
   }
-  await campaigns.resume();
+  if (cluster && caSync) {
+    // Fleet work runs on the leader only: it resumes campaigns (and settles what a dead leader left
+    // in flight) when elected, and advances CA rotation phases on its tick.
+    let caTick: NodeJS.Timeout | undefined;
+    cluster.onLeadership = (leader) => {
+      clearInterval(caTick);
+      if (!leader) return campaigns.stop();
+      void campaigns.resume().catch((e) => o.logger.error("could not resume campaigns as the new leader", { error: (e as Error).message }));
+      if (config.caRotation.autoAdvance) {
+        caTick = setInterval(() => void caRotation.advance(false).catch((e) => o.logger.error("CA rotation step failed", { error: (e as Error).message })), campaignOptions.tickMs);
+        caTick.unref();
+      }
+    };
+    await caSync.watch((snap) => caRotation.reload(snap.rotation as import("./fleet/ca-rotation.js").CaRotationState | undefined));
+    await cluster.start();
+  } else await campaigns.resume();
   serviceCerts.start();
   // Its own timer: the injected one (tests) drives the service-certificate checks alone.
   const retentionTimer: SetTimer = (fn, ms) => {
@@ -161,7 +210,22 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     return { cancel: () => clearTimeout(t) };
   };
   const retention = new Retention({ store, policy: config.retention, archiveDir: config.retention.auditArchiveDir ?? path.join(paths.dir, "audit-archive"), clock, logger: o.logger, setTimer: retentionTimer });
-  retention.start();
+  if (!cluster) retention.start();
+  else {
+    // Replicas: retention starts on the first replica elected leader (one audit archive, not one per replica).
+    let retentionStarted = false;
+    const startRetention = () => {
+      if (retentionStarted) return;
+      retentionStarted = true;
+      retention.start();
+    };
+    const prev = cluster.onLeadership;
+    cluster.onLeadership = (leader) => {
+      prev(leader);
+      if (leader) startRetention();
+    };
+    if (cluster.isLeader()) startRetention();
+  }
   const addr = app.server.address();
   const boundPort = typeof addr === "object" && addr ? addr.port : port;
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
@@ -183,11 +247,15 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     campaigns,
     caRotation,
     serviceCerts,
+    readiness: opened.readiness,
+    replicas: cluster ? { name: replicaName, cluster, isLeader } : undefined,
     retention,
     async close() {
       serviceCerts.stop();
       await retention.stop();
       campaigns.stop();
+      await cluster?.close();
+      await caSync?.close();
       await hub.close();
       await running.close();
       await serviceCerts.idle(); // a re-issue in flight still writes to the store

@@ -14,7 +14,7 @@ export interface FleetAgent {
   lines: string[];
 }
 
-export async function startFleetAgent(server: { url: string; pin: string; createToken: TestServer["createToken"] }, name: string, o: { clock?: FakeClock; logger?: Logger; heartbeat?: string } = {}): Promise<FleetAgent> {
+export async function startFleetAgent(server: { url: string; pin: string; createToken: TestServer["createToken"] }, name: string, o: { clock?: FakeClock; logger?: Logger; heartbeat?: string; /** Several control-plane URLs (replicas), tried in turn. */ servers?: string[] } = {}): Promise<FleetAgent> {
   const root = path.join(tempDir(), name);
   const tokenFile = path.join(root, "token");
   await writeFileAtomic(tokenFile, (await server.createToken()) + "\n").catch(async () => {
@@ -24,7 +24,7 @@ export async function startFleetAgent(server: { url: string; pin: string; create
   });
   const config = AgentConfig.parse({
     root,
-    server: server.url,
+    server: o.servers ?? server.url,
     caCertHash: server.pin,
     tokenFile,
     nodeName: name,

@@ -1,7 +1,7 @@
 // The control plane as its own process (`bin/nodecert server run`), for tests that kill it with
 // SIGKILL, limit its open files with prlimit, or read its memory from /proc.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
 import { initServer } from "../../src/server/init.js";
@@ -30,8 +30,12 @@ export interface ServerProcess {
   createToken(o?: { uses?: number; node?: string }): Promise<string>;
 }
 
-export async function serverProcess(o: { config?: Record<string, unknown>; prlimitNofile?: number; sans?: string[] } = {}): Promise<ServerProcess> {
+export async function serverProcess(o: { config?: Record<string, unknown>; prlimitNofile?: number; sans?: string[]; /** Replicas: the key-encryption key they share. */ kek?: Buffer } = {}): Promise<ServerProcess> {
   const dir = path.join(tempDir(), "server");
+  if (o.kek) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(path.join(dir, "kek"), o.kek, { mode: 0o600 });
+  }
   const port = await freePort();
   // Agents here join over loopback, so their serving certificates hold 127.0.0.1 (as startServer allows).
   const init = await initServer({ dir, listen: `127.0.0.1:${port}`, sans: o.sans ?? ["localhost", "127.0.0.1"], allowLoopbackSans: true, now: new Date(), random });
@@ -80,7 +84,9 @@ export async function serverProcess(o: { config?: Record<string, unknown>; prlim
     async createToken(t = {}) {
       const token = generateToken(random);
       const { id, secret } = parseToken(token)!;
-      const store = new SqliteStore(paths.db);
+      // A replica's state is in etcd (as server.yaml says), any other server's in its SQLite file.
+      const storeCfg = o.config?.store as { kind?: string; endpoints: string[]; prefix: string; tls: { ca: string; cert: string; key: string } } | undefined;
+      const store = storeCfg?.kind === "etcd" ? new (await import("../../src/server/store/etcd.js")).EtcdStore({ endpoints: storeCfg.endpoints, prefix: storeCfg.prefix, tls: storeCfg.tls }) : new SqliteStore(paths.db);
       try {
         const now = new Date();
         await store.insertToken({ id, secretHash: hashSecret(secret), node: t.node, usesLeft: t.uses ?? 1, expiresAt: new Date(now.getTime() + 3_600_000), createdAt: now });

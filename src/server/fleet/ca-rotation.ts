@@ -83,6 +83,10 @@ export interface CaRotationDeps {
   servedChain: () => Promise<string>;
   maxInFlight: number;
   autoAdvance: boolean;
+  /** Replicas: only the leader advances phases by itself (default: this server always may). */
+  isLeader?: () => boolean;
+  /** Replicas: shares the CA files and this state with the other replicas (after each change). */
+  publish?: (s: CaRotationState) => Promise<void>;
 }
 
 export class CaRotation {
@@ -90,7 +94,7 @@ export class CaRotation {
 
   constructor(private readonly d: CaRotationDeps) {
     const nudge = () => {
-      if (d.autoAdvance) void this.advance(false).catch((e) => d.logger.error("CA rotation step failed", { error: (e as Error).message }));
+      if (d.autoAdvance && (d.isLeader?.() ?? true)) void this.advance(false).catch((e) => d.logger.error("CA rotation step failed", { error: (e as Error).message }));
     };
     d.hub.on("hello", nudge);
     d.hub.on("status", nudge);
@@ -248,6 +252,8 @@ export class CaRotation {
     this.d.authority.set(next, old, await this.ensureCross(old, next));
     // The new CA signs now, so neither service certificate is signed by the signer: both re-issued.
     await this.d.ensureServiceCertificates(`CA rotation ${s.id}: switch to the new CA`);
+    // Replicas: every replica signs from the new CA before the re-issue campaign reaches a node.
+    await this.d.publish?.({ ...s, phase: "switch" });
     const c = (await this.liveNodes()).length
       ? await this.d.campaigns.start({ nodes: "all", maxInFlight: this.d.maxInFlight, which: ["client", "serving"], reason: `CA rotation ${s.id}: re-issue from the new CA` })
       : undefined;
@@ -291,5 +297,30 @@ export class CaRotation {
 
   private async saveState(s: CaRotationState): Promise<void> {
     await this.d.store.setKv(KEY, s);
+    // "finishing" is a crash marker between two file moves: replicas get the state after them.
+    if (s.phase !== "finishing") await this.d.publish?.(s);
+  }
+
+  /**
+   * Another replica changed the CA (its files are written here already): take the signer and
+   * trust for the stored phase, re-issue this replica's TLS and admin certificates from the new
+   * signer if needed, and hand connected nodes the new bundle.
+   */
+  reload(published?: CaRotationState): Promise<void> {
+    return this.serial(async () => {
+      // The state published with the files, not the stored one: a phase's files are published
+      // (and every replica waited for) before the leader stores the phase.
+      const s = published ?? (await this.state());
+      const current = await loadCa(this.d.paths);
+      if (!s || s.phase === "done" || s.phase === "finishing") this.d.authority.set(current);
+      else {
+        const next = await loadCa(nextCaPaths(this.d.paths));
+        const cross = await fs.readFile(crossCertPath(this.d.paths), "utf8");
+        if (s.phase === "prepare") this.d.authority.set(current, next, cross);
+        else this.d.authority.set(next, current, cross);
+      }
+      await this.d.ensureServiceCertificates(`CA changed on another replica (${s?.id ?? "initial"}: ${s?.phase ?? "none"})`);
+      await this.afterTrustChange();
+    });
   }
 }

@@ -7,7 +7,7 @@ import { formatDuration } from "../../config/duration.js";
 import type { Ack } from "../../protocol/channel.js";
 import type { KeyAlgorithm } from "../../pki/key-algorithms.js";
 import type { CampaignNodeRecord, CampaignRecord, Store } from "../store/store.js";
-import type { Hub } from "./hub.js";
+import type { FleetHub } from "./replicas.js";
 import { backoffDelay } from "../../platform/backoff.js";
 
 export interface CampaignOptions {
@@ -19,6 +19,12 @@ export interface CampaignOptions {
   retryMaxMs: number;
   /** How often timeouts and retries are checked. */
   tickMs: number;
+  /**
+   * A node left in flight by a previous process (a leader that died) whose rotation shows no new
+   * certificate yet: how long it stays in flight (its agent may be renewing right now) before it
+   * is sent again. 0: sent again at once (one server: nothing else could have sent it).
+   */
+  orphanGraceMs?: number;
 }
 
 export const DEFAULT_CAMPAIGN_OPTIONS: CampaignOptions = { commandTimeoutMs: 120_000, maxAttempts: 3, retryBaseMs: 10_000, retryMaxMs: 300_000, tickMs: 1000 };
@@ -46,32 +52,77 @@ export class Campaigns {
   onFinished: (c: CampaignRecord) => void = () => {};
 
   constructor(
-    private readonly d: { store: Store; hub: Hub; logger: Logger; clock: () => Date; options: CampaignOptions; /** Uniform in [0, 1): retry jitter. */ random?: () => number },
+    private readonly d: {
+      store: Store;
+      hub: FleetHub;
+      logger: Logger;
+      clock: () => Date;
+      options: CampaignOptions;
+      /** Uniform in [0, 1): retry jitter. */ random?: () => number;
+      /** Replicas: only the leader runs campaigns (default: this server always does). */
+      isLeader?: () => boolean;
+    },
   ) {
     d.hub.on("connect", () => void this.pump());
     d.hub.on("disconnect", (node) => void this.serial(() => this.onDisconnect(node)));
     d.hub.on("ack", (node, ack) => void this.serial(() => this.onAck(node, ack)).then(() => this.pump()));
   }
 
-  /** Resumes running campaigns after a restart: commands in flight died with the old process. */
+  /** Commands this process sent (an in-flight node with another id was sent by a process that is gone). */
+  private readonly mine = new Set<string>();
+
+  private leads(): boolean {
+    return this.d.isLeader?.() ?? true;
+  }
+
+  /**
+   * Resumes running campaigns after a restart or on a new leader: commands in flight died with the
+   * old process. A node whose new certificates are recorded already is done (its ack was lost);
+   * the others are sent again (after orphanGraceMs: the agent may be renewing right now).
+   */
   async resume(): Promise<void> {
     await this.serial(async () => {
       for (const c of await this.d.store.listCampaigns()) {
         if (c.state !== "running") continue;
-        // The crash, not the node, cut these attempts short: refunded, as on a disconnect.
-        for (const n of await this.d.store.listCampaignNodes(c.id, { state: "in-flight" })) {
-          await this.d.store.updateCampaignNode(c.id, n.node, { state: "pending", commandId: undefined, attempts: Math.max(0, n.attempts - 1) });
-        }
+        // A node a dead process left in flight: done if rotated, else pending with the attempt refunded.
+        for (const n of await this.d.store.listCampaignNodes(c.id, { state: "in-flight" })) await this.settleOrphan(c, n);
         this.d.logger.info("resuming rotation campaign", { campaign: c.id });
       }
     });
+    clearInterval(this.timer);
     this.timer = setInterval(() => void this.pump(), this.d.options.tickMs);
     this.timer.unref();
     await this.pump();
   }
 
+  /** The serials of new certificates of every kind the campaign rotates, issued since the node's command went out. */
+  private async rotatedSince(c: CampaignRecord, n: CampaignNodeRecord): Promise<CampaignNodeRecord["serials"] | undefined> {
+    if (!n.startedAt) return undefined;
+    const serials: NonNullable<CampaignNodeRecord["serials"]> = {};
+    for (const kind of c.which) {
+      const [newest] = await this.d.store.latestCertificates(n.node, kind, 1);
+      if (!newest || newest.issuedAt < n.startedAt) return undefined;
+      serials[kind] = newest.serial;
+    }
+    return serials;
+  }
+
+  /** An in-flight node whose command this process did not send: done if rotated, else sent again once the grace is over. */
+  private async settleOrphan(c: CampaignRecord, n: CampaignNodeRecord): Promise<void> {
+    const serials = await this.rotatedSince(c, n);
+    if (serials) {
+      await this.d.store.updateCampaignNode(c.id, n.node, { state: "done", finishedAt: this.d.clock(), serials, lastError: undefined, commandId: undefined });
+      this.d.logger.info("node rotated (its new certificates are recorded; the ack went to a process that is gone)", { campaign: c.id, node: n.node, serials });
+      return;
+    }
+    const grace = this.d.options.orphanGraceMs ?? 0;
+    if (n.startedAt && this.d.clock().getTime() - n.startedAt.getTime() < grace) return;
+    await this.d.store.updateCampaignNode(c.id, n.node, { state: "pending", commandId: undefined, attempts: Math.max(0, n.attempts - 1) });
+  }
+
   stop(): void {
     clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   async start(o: StartCampaign): Promise<CampaignRecord> {
@@ -134,12 +185,17 @@ export class Campaigns {
   // spent 79 ms of CPU per rotation instead of 48, the difference synchronous SQLite reads that
   // block the event loop serving the channel (docs/BENCHMARKS.md, fleet section).
   private async step(): Promise<void> {
+    if (!this.leads()) return;
     const now = this.d.clock();
     for (const c of await this.d.store.listCampaigns()) {
       if (c.state !== "running") continue;
       let inFlight = 0;
       for (const n of await this.d.store.listCampaignNodes(c.id, { state: "in-flight" })) {
-        if (n.startedAt && now.getTime() - n.startedAt.getTime() > this.d.options.commandTimeoutMs) {
+        if (!n.commandId || !this.mine.has(n.commandId)) {
+          await this.settleOrphan(c, n);
+          const after = await this.d.store.getCampaignNode(c.id, n.node);
+          if (after?.state === "in-flight") inFlight++;
+        } else if (n.startedAt && now.getTime() - n.startedAt.getTime() > this.d.options.commandTimeoutMs) {
           await this.attemptFailed(c, n, `no ack within ${formatDuration(this.d.options.commandTimeoutMs)}`);
         } else inFlight++;
       }
@@ -151,9 +207,16 @@ export class Campaigns {
         for (const n of page) {
           if (inFlight >= c.maxInFlight) break;
           if ((n.nextAttemptAt && n.nextAttemptAt > now) || !this.d.hub.connected(n.node)) continue;
+          // In flight before it is sent: a process that dies right after sending leaves a record
+          // the next one settles (by the certificates issued since), never a node rotated unseen.
+          await this.d.store.updateCampaignNode(c.id, n.node, { state: "in-flight", commandId: undefined, startedAt: now, attempts: n.attempts + 1 });
           const commandId = this.d.hub.send(n.node, { type: "rotate", which: c.which, reason: `campaign ${c.id}: ${c.reason}`, keyAlgorithm: c.keyAlgorithm as KeyAlgorithm | undefined });
-          if (!commandId) continue;
-          await this.d.store.updateCampaignNode(c.id, n.node, { state: "in-flight", commandId, startedAt: now, attempts: n.attempts + 1 });
+          if (!commandId) {
+            await this.d.store.updateCampaignNode(c.id, n.node, { state: "pending", startedAt: n.startedAt, attempts: n.attempts });
+            continue;
+          }
+          this.mine.add(commandId);
+          await this.d.store.updateCampaignNode(c.id, n.node, { commandId });
           inFlight++;
         }
         if (page.length < limit) break;
@@ -185,16 +248,23 @@ export class Campaigns {
   }
 
   private async onDisconnect(node: string): Promise<void> {
+    if (!this.leads()) return;
     for (const c of await this.d.store.listCampaigns()) {
       if (c.state !== "running") continue;
       const n = await this.d.store.getCampaignNode(c.id, node);
       // The agent drops its connection to reconnect with a new certificate; its ack may already
       // be in. Otherwise the command is lost: try again when it is back, without counting it.
-      if (n?.state === "in-flight") await this.d.store.updateCampaignNode(c.id, node, { state: "pending", commandId: undefined, attempts: Math.max(0, n.attempts - 1) });
+      if (n?.state !== "in-flight") continue;
+      // Its new certificates are recorded (the ack may be on its way through another replica): done.
+      const serials = await this.rotatedSince(c, n);
+      if (serials) await this.d.store.updateCampaignNode(c.id, node, { state: "done", finishedAt: this.d.clock(), serials, lastError: undefined, commandId: undefined });
+      else await this.d.store.updateCampaignNode(c.id, node, { state: "pending", commandId: undefined, attempts: Math.max(0, n.attempts - 1) });
     }
   }
 
   private async onAck(node: string, ack: Ack): Promise<void> {
+    if (!this.leads()) return;
+    this.mine.delete(ack.commandId);
     for (const c of await this.d.store.listCampaigns()) {
       if (c.state !== "running") continue;
       const n = await this.d.store.getCampaignNode(c.id, node);

@@ -15,7 +15,7 @@ const AUDIT_SCAN = 10_000;
 
 export interface ViewDeps {
   store: Store;
-  hub: Hub;
+  hub: Pick<Hub, "connected"> & { replicaOf?(node: string): string | undefined };
   campaigns: Campaigns;
   clock: () => Date;
 }
@@ -46,6 +46,7 @@ function fleetNode(n: NodeRecord, d: ViewDeps, now: Date, issued: (serial: strin
   return {
     name: n.name,
     connected: d.hub.connected(n.name),
+    replica: d.hub.replicaOf?.(n.name),
     evicted: !!n.evictedAt,
     lastSeen: n.lastSeen.toISOString(),
     lastHello: n.lastHello?.toISOString(),

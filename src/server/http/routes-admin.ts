@@ -23,7 +23,8 @@ export function registerAdminRoutes(
   app: FastifyInstance,
   d: {
     store: Store;
-    hub: Hub;
+    /** The local Hub, or the ClusterHub that also reaches agents on other replicas. */
+    hub: Pick<Hub, "connected" | "evict"> & { replicaOf?(node: string): string | undefined };
     campaigns: Campaigns;
     caRotation: CaRotation;
     logger: Logger;
@@ -39,6 +40,7 @@ export function registerAdminRoutes(
       nodes: nodes.map((n) => ({
         name: n.name,
         connected: d.hub.connected(n.name),
+        replica: d.hub.replicaOf?.(n.name),
         evicted: !!n.evictedAt,
         lastSeen: n.lastSeen.toISOString(),
         lastHello: n.lastHello?.toISOString(),

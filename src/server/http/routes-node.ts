@@ -32,10 +32,12 @@ export interface ApiDeps {
   fips?: boolean;
   /** Admin routes beyond tokens (fleet, campaigns, CA rotation), registered by the caller. */
   registerAdmin?: (app: FastifyInstance) => void;
+  /** Whether the store answers (etcd can be lost): when not, nothing is signed (503 with the reason) and /readyz says so. */
+  readiness?: () => { ready: boolean; reason?: string };
 }
 
 /** Routes a node or anyone may call; every other route is admin-only (mTLS admin certificate). */
-export const NODE_ROUTES = new Set(["/healthz", "/v1/ca", "/v1/join", "/v1/renew"]);
+export const NODE_ROUTES = new Set(["/healthz", "/readyz", "/v1/ca", "/v1/join", "/v1/renew"]);
 
 export const TLS13_ONLY = { minVersion: "TLSv1.3", maxVersion: "TLSv1.3" } as const;
 
@@ -85,6 +87,8 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     // Refused before its body was read (a bad token): do not wait for, or read, the rest.
     if (!req.raw.complete) reply.header("connection", "close");
     if (err instanceof HttpError) return reply.status(err.status).send(err.body());
+    // The store was lost mid-request (etcd without quorum): nothing was committed; retry elsewhere.
+    if ((err as { code?: string }).code === "store-unavailable") return reply.status(503).send({ error: "store-unavailable", reason: (err as Error).message });
     const fe = err as { statusCode?: number; code?: string; message: string };
     if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
       return reply.status(413).send({ error: "body-too-large", reason: `request body exceeds ${MAX_BODY_BYTES} bytes` });
@@ -106,6 +110,18 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
   });
 
   app.get("/healthz", async () => ({ ok: true }));
+
+  // Ready = may sign: a replica that lost its store answers 503 with why, instead of answering from stale state.
+  const readiness = d.readiness ?? (() => ({ ready: true }));
+  app.get("/readyz", async (_req, reply) => {
+    const r = readiness();
+    return r.ready ? { ready: true } : reply.status(503).send({ ready: false, error: "store-unavailable", reason: r.reason });
+  });
+  app.addHook("onRequest", async (req) => {
+    if (req.method !== "POST" && req.method !== "PUT" && req.method !== "DELETE") return;
+    const r = readiness();
+    if (!r.ready) throw new HttpError(503, "store-unavailable", `this replica does not sign now: ${r.reason}; another replica may`);
+  });
 
   // Fetched by a joining node without trust; the node checks it against its CA pin.
   app.get("/v1/ca", async () => CaBundleResponse.parse({ v: PROTOCOL_VERSION, caBundle: d.authority.trustBundle }));

@@ -12,6 +12,8 @@ const cert = (n: FleetNodeView, kind: string) => n.certificates.find((c) => c.ki
 const COLS: Col[] = [
   { key: "name", title: "Node", value: (n) => n.name, width: "minmax(9rem, 2fr)" },
   { key: "connected", title: "Channel", value: (n) => (n.connected ? 1 : 0), text: (n) => (n.connected ? "connected" : "offline"), width: "7.5rem" },
+  // The replica (etcd store, several servers) whose channel the agent is on; "-" with one server.
+  { key: "replica", title: "Replica", value: (n) => n.replica ?? "", text: (n) => n.replica ?? "-", width: "6rem" },
   { key: "lastSeen", title: "Last seen", value: (n) => n.lastHello ?? n.lastSeen, text: (n, now) => fmtRelative(n.lastHello ?? n.lastSeen, now), width: "7rem" },
   { key: "client", title: "Client expires", value: (n) => cert(n, "client")?.notAfter ?? "", text: (n) => fmtTime(cert(n, "client")?.notAfter), width: "10rem" },
   { key: "serving", title: "Serving expires", value: (n) => cert(n, "serving")?.notAfter ?? "", text: (n) => fmtTime(cert(n, "serving")?.notAfter), width: "10rem" },
