@@ -6,8 +6,7 @@ import type { AgentConfig } from "../config/agent.js";
 import type { Logger } from "../platform/log.js";
 import { controlSocketPath, layoutFor, type NodeLayout } from "./layout.js";
 import { configuredIdentity, type HostFacts, type Identity } from "./identity.js";
-import { readState, type AgentState } from "./state.js";
-import { recoverOnStartup } from "./recover.js";
+import { NodeStore, type AgentState } from "./node-store.js";
 import { startHealthServer, type Readiness } from "./http/health.js";
 import { AgentMetrics } from "./metrics.js";
 import { Renewer } from "./renewer.js";
@@ -16,7 +15,8 @@ import { startControlSocket, type ControlServer } from "./http/control.js";
 import type { Exec } from "./hooks.js";
 import type { CertKind } from "../pki/csr.js";
 import { ensureDir } from "../platform/files.js";
-import { Channel } from "./channel.js";
+import { Channel } from "./channel/transport.js";
+import { SerialQueue } from "../platform/serial-queue.js";
 import { notifySystemd, type NotifyResult, type NotifyState } from "../platform/sd-notify.js";
 import type { CryptoReport } from "../crypto/fips-exec.js";
 import { writeCryptoRecord } from "./crypto-record.js";
@@ -69,8 +69,9 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   validateSchedule(config.schedule);
   const layout = layoutFor(config);
   const log = d.logger;
-  for (const action of await recoverOnStartup(layout, clock())) log.warn("startup recovery", { action });
-  let state = await readState(layout);
+  const store = new NodeStore(layout, { what: "agent", logger: log });
+  for (const action of await store.recover(clock())) log.warn("startup recovery", { action });
+  let state = await store.read();
   let resolveJoined!: (s: AgentState) => void;
   const installed = new Promise<AgentState>((r) => (resolveJoined = r));
   if (state?.certificates.client) resolveJoined(state);
@@ -89,6 +90,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   const renewer = new Renewer({
     config,
     layout,
+    store,
     logger: log,
     clock,
     random,
@@ -106,13 +108,13 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   });
   const newChannel = () =>
     new Channel({
-      layout,
+      store,
       logger: log,
       clock,
       random,
       renewer,
       identity,
-      serverUrl: async () => config.server ?? (await readState(layout))?.server,
+      serverUrl: async () => config.server ?? (await store.read())?.server,
       options: { heartbeatMs: config.channel.heartbeat, reconnectInitialMs: config.channel.reconnectInitial, reconnectMaxMs: config.channel.reconnectMax },
       onEvicted: (reason) => (evicted = { at: clock().toISOString(), reason }),
     });
@@ -136,10 +138,10 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   const notify = d.notify ?? ((s: NotifyState) => notifySystemd(s));
   let notifiedReady = false;
   let lastStatus: string | undefined;
-  let syncing: Promise<void> = Promise.resolve();
+  const syncing = new SerialQueue();
   const syncSystemd = (): Promise<void> =>
-    (syncing = syncing
-      .then(async () => {
+    syncing
+      .run(async () => {
         const r = await readiness();
         const status = `${r.ready ? "ready" : "not ready"}: ${r.reason}`;
         const ready = r.ready && !notifiedReady;
@@ -155,7 +157,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       })
       .catch((e: Error) => {
         log.warn("could not report to systemd", { error: e.message });
-      }));
+      });
 
   const health = await startHealthServer(config.healthListen, { joined: () => state?.certificates.client !== undefined, readiness, metrics });
   await ensureDir(layout.stateDir, 0o700);
@@ -171,7 +173,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       // An evicted node keeps watching its certificates but asks for nothing, until an operator
       // re-joins it ('nodecert join' with a token bound to the node clears the mark on disk).
       if (evicted) {
-        const onDisk = await readState(layout).catch(() => undefined);
+        const onDisk = await store.readOrUndefined("checking whether the node was re-joined");
         if (!onDisk?.certificates.client || onDisk.evicted) return { renewed: [], skipped: [], decisions: await renewer.evaluate() };
         log.info("eviction lifted: the node was re-joined; renewing and connecting again", { node: onDisk.nodeName, clientSerial: onDisk.certificates.client.serial });
         evicted = undefined;
@@ -238,7 +240,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
     },
     async close() {
       closing = true;
-      await notify({ stopping: true, status: "stopping" }).catch(() => undefined);
+      await notify({ stopping: true, status: "stopping" }).catch((e: Error) => log.warn("could not tell systemd the agent is stopping", { error: e.message }));
       job.stop();
       await channel?.stop();
       await firstCheck;

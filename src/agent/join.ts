@@ -12,8 +12,7 @@ import { describeErrorBody, RequestFailed, requestJson } from "../platform/https
 const CHAIN_ERRORS = new Set(["SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "UNABLE_TO_GET_ISSUER_CERT", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "DEPTH_ZERO_SELF_SIGNED_CERT", "CERT_SIGNATURE_FAILURE"]);
 import type { Identity } from "./identity.js";
 import type { NodeLayout } from "./layout.js";
-import { applyInstall } from "./apply.js";
-import { clearJoinError, type AgentState } from "./state.js";
+import { NodeStore, type AgentState } from "./node-store.js";
 import type { Logger } from "../platform/log.js";
 
 export class JoinError extends Error {}
@@ -23,6 +22,8 @@ export interface JoinOptions {
   token: string;
   caCertHash: string;
   layout: NodeLayout;
+  /** The node's files; default: a store on `layout` for a one-off join. */
+  store?: NodeStore;
   identity: Identity;
   keyAlgorithm: KeyAlgorithm;
   now: () => Date;
@@ -97,8 +98,8 @@ export async function join(o: JoinOptions): Promise<AgentState> {
   const servingKeyPem = await exportPrivateKeyPem(servingKeys.privateKey);
   verifyNodeCertificate(jr.certificates.client, clientKeyPem, bundle, { kind: "client", nodeName, now });
   verifyNodeCertificate(jr.certificates.serving, servingKeyPem, bundle, { kind: "serving", nodeName, sans: servingSans, now });
-  const state = await applyInstall(
-    o.layout,
+  const store = o.store ?? new NodeStore(o.layout, { what: "join", logger: log });
+  const state = await store.install(
     {
       nodeName,
       server: o.server,
@@ -111,7 +112,7 @@ export async function join(o: JoinOptions): Promise<AgentState> {
     },
     now,
   );
-  await clearJoinError(o.layout).catch(() => undefined);
+  await store.clearJoinError().catch((e: Error) => log.warn("could not remove the record of the last join error", { error: e.message }));
   log.info("joined", { node: nodeName, server: o.server, clientSerial: state.certificates.client?.serial, servingSerial: state.certificates.serving?.serial });
   return state;
 }

@@ -8,7 +8,7 @@ import { BIN, ROOT, nodecert, startServer, tempDir, type TestServer } from "../s
 import { traceModules } from "../support/modules.js";
 
 /** What the verbs an operator's scripts and monitoring call must never load (server/paths.ts only names files: the admin verbs find the admin certificate through it). */
-const SERVER_SIDE = [/^src\/server\/(?!paths\.ts$)/, /^node_modules\/fastify\//, /^node_modules\/prom-client\//, /^node_modules\/ws\//, /^src\/agent\/channel\.ts$/, /^src\/agent\/daemon\.ts$/, /^node_modules\/better-sqlite3\//];
+const SERVER_SIDE = [/^src\/server\/(?!paths\.ts$)/, /^node_modules\/fastify\//, /^node_modules\/prom-client\//, /^node_modules\/ws\//, /^src\/agent\/channel\//, /^src\/agent\/daemon\.ts$/, /^node_modules\/better-sqlite3\//];
 
 function forbidden(sources: string[], patterns: RegExp[]): string[] {
   return sources.filter((s) => patterns.some((p) => p.test(s)));

@@ -16,8 +16,10 @@ import type { Authority } from "../ca/authority.js";
 import { checkPeer } from "../peer.js";
 import { DEFAULT_CHANNEL_LIMITS, TokenBucket, type ChannelLimits } from "./channel-limits.js";
 import { mayActForNode } from "../lineage.js";
+import { toClock, type Clock, type ClockLike, type Timer } from "../../platform/clock.js";
 
-export const CHANNEL_PATH = "/v1/agents/ws";
+import { CHANNEL_PATH } from "../../protocol/channel.js";
+export { CHANNEL_PATH };
 
 /** Frames a peer may still send after we closed its channel before it is dropped. */
 const MAX_FRAMES_AFTER_CLOSE = 64;
@@ -45,7 +47,7 @@ export interface HubDeps {
   store: Store;
   authority: Authority;
   logger: Logger;
-  clock: () => Date;
+  clock: ClockLike;
   heartbeatMs: number;
   /** Rate limit and back-pressure bound per connection (default DEFAULT_CHANNEL_LIMITS). */
   limits?: ChannelLimits;
@@ -67,7 +69,8 @@ export class Hub extends EventEmitter<HubEvents> {
   /** Commands sent and not yet acknowledged: id → the connection it went out on. An ack comes back
    * on that connection or never, so a closed connection takes its entries with it. */
   private readonly sent = new Map<string, Conn>();
-  private heartbeat: NodeJS.Timeout | undefined;
+  private heartbeat: Timer | undefined;
+  private readonly clock: Clock;
   private readonly limits: ChannelLimits;
   /** Policy violations closed, by a short code (tests, metrics). */
   readonly violations = new Map<string, number>();
@@ -75,6 +78,7 @@ export class Hub extends EventEmitter<HubEvents> {
   constructor(private readonly d: HubDeps) {
     super();
     this.limits = d.limits ?? DEFAULT_CHANNEL_LIMITS;
+    this.clock = toClock(d.clock);
   }
 
   attach(server: Server): void {
@@ -84,8 +88,7 @@ export class Hub extends EventEmitter<HubEvents> {
         socket.destroy();
       });
     });
-    this.heartbeat = setInterval(() => this.beat(), this.d.heartbeatMs);
-    this.heartbeat.unref();
+    this.heartbeat = this.clock.setInterval(() => this.beat(), this.d.heartbeatMs, { unref: true });
   }
 
   connected(node: string): boolean {
@@ -155,7 +158,7 @@ export class Hub extends EventEmitter<HubEvents> {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.heartbeat);
+    this.heartbeat?.cancel();
     for (const c of this.conns.values()) c.ws.terminate();
     this.conns.clear();
     await new Promise<void>((r) => this.wss.close(() => r()));
@@ -318,6 +321,6 @@ export class Hub extends EventEmitter<HubEvents> {
 
   /** Tells a node it is evicted and closes its channel. */
   evict(node: string, reason: string): void {
-    if (this.send(node, { type: "evict", reason })) setTimeout(() => this.disconnect(node, CLOSE_EVICTED, "evicted"), 50).unref();
+    if (this.send(node, { type: "evict", reason })) this.clock.setTimeout(() => this.disconnect(node, CLOSE_EVICTED, "evicted"), 50, { unref: true });
   }
 }
