@@ -10,7 +10,7 @@ import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
 import type { KeyAlgorithm } from "../pki/keys.js";
 import { backoffDelay } from "../platform/backoff.js";
 import { SerialQueue } from "../platform/serial-queue.js";
-import { CLIENT_UNUSABLE, decide, type Decision } from "./decision.js";
+import { CANNOT_READ, CLIENT_UNUSABLE, decide, type Decision } from "./decision.js";
 import { drawRenewAt, effectiveRenewAt } from "./deadline.js";
 import { runHooks, type Exec } from "./hooks.js";
 import type { Identity } from "./identity.js";
@@ -106,6 +106,7 @@ export class Renewer {
       const read = await this.store.readCurrent(kind);
       const pem = read.state === "present" ? read.pem : undefined;
       const readError = read.state === "unreadable" ? read.reason : undefined;
+      const readErrno = read.state === "unreadable" ? read.errno : undefined;
       const renewAt = (notBefore: Date, notAfter: Date, serial: string) => {
         const rec = state?.certificates[kind];
         let drawn = rec?.serial === serial && rec.renewAt ? new Date(rec.renewAt) : undefined;
@@ -119,7 +120,7 @@ export class Renewer {
         }
         return effectiveRenewAt(notAfter, drawn, config.renewBefore);
       };
-      const dec = decide({ kind, pem, readError, now, renewAt, nodeName: state?.nodeName ?? identity.nodeName, servingSans: identity.servingSans, keyAlgorithm: this.keyAlgorithmFor(state), trustBundlePem: trust });
+      const dec = decide({ kind, pem, readError, readErrno, now, renewAt, nodeName: state?.nodeName ?? identity.nodeName, servingSans: identity.servingSans, keyAlgorithm: this.keyAlgorithmFor(state), trustBundlePem: trust });
       decisions.push(dec);
       this.d.metrics.setCertificate(kind, dec.notAfter, dec.renewAt);
     }
@@ -194,7 +195,7 @@ export class Renewer {
     try {
       // An unreadable file is a broken disk or broken permissions, not a lost identity: say so and
       // retry, never spend the bootstrap token on it (a re-join would start a new lineage).
-      if (clientDecision?.code === "unreadable") {
+      if (clientDecision && CANNOT_READ.includes(clientDecision.code)) {
         throw new RenewError(`${clientDecision.reason}; not renewing and not re-joining until it can be read (check its permissions and the disk)`);
       }
       // Asking the server and installing what it returns run under the node store's lock: a
