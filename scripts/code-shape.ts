@@ -72,7 +72,6 @@ for (const file of walk(srcDir)) {
     ts.forEachChild(n, (c) => visit(c, nextOwner));
   };
   visit(sf, "");
-  const from = top0(rel);
   for (const st of sf.statements) {
     const spec = (ts.isImportDeclaration(st) || ts.isExportDeclaration(st)) && st.moduleSpecifier && ts.isStringLiteral(st.moduleSpecifier) ? st.moduleSpecifier.text : undefined;
     if (!spec?.startsWith(".")) continue;

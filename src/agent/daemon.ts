@@ -17,6 +17,7 @@ import type { CertKind } from "../pki/csr.js";
 import { ensureDir } from "../platform/files.js";
 import { Channel } from "./channel/transport.js";
 import { SerialQueue } from "../platform/serial-queue.js";
+import { toClock, type ClockLike } from "../platform/clock.js";
 import { notifySystemd, type NotifyResult, type NotifyState } from "../platform/sd-notify.js";
 import type { CryptoReport } from "../crypto/fips-exec.js";
 import { writeCryptoRecord } from "./crypto-record.js";
@@ -24,7 +25,8 @@ import { writeCryptoRecord } from "./crypto-record.js";
 export interface AgentDeps {
   config: AgentConfig;
   logger: Logger;
-  clock?: () => Date;
+  /** Time and timers; a plain now() gets real timers. */
+  clock?: ClockLike;
   random?: () => number;
   hostFacts?: () => Promise<HostFacts>;
   /** Overrides how the node's identity is read (tests change addresses through it). */
@@ -62,9 +64,10 @@ const RESTART_ONLY = ["stateDir", "healthListen", "controlSocket", "channel", "f
 export { controlSocketPath } from "./layout.js";
 
 export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
-  const clock = d.clock ?? (() => new Date());
+  // The clock owns every timer of the agent (renewal retries, channel reconnects and heartbeats).
+  const clock = toClock(d.clock);
   const random = d.random ?? uniform;
-  const setTimer = d.setTimer ?? ((fn, ms) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; });
+  const setTimer = d.setTimer ?? ((fn: () => void, ms: number) => clock.setTimeout(fn, ms));
   let config = d.config;
   validateSchedule(config.schedule);
   const layout = layoutFor(config);

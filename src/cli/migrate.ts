@@ -6,7 +6,7 @@ import { loadYamlConfig } from "../config/load.js";
 import { AgentConfig } from "../config/agent.js";
 import { layoutFor } from "../agent/layout.js";
 import { NodeStore } from "../agent/node-store.js";
-import { STATE_SCHEMA_VERSION } from "../agent/state.js";
+import { STATE_SCHEMA_VERSION } from "../agent/state-migrations.js";
 import { serverPaths } from "../server/paths.js";
 
 export interface MigrateOptions {

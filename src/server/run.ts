@@ -85,11 +85,8 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     const tls = await servedTls();
     app?.server && (app.server as unknown as import("node:tls").Server).setSecureContext({ key: tls.keyPem, cert: tls.certPem, ca: authority.trustBundle + authority.intermediates, ...serverTlsOptions(fips) });
   };
-  const setTimer: SetTimer = o.setTimer ?? ((fn, ms) => {
-    const t = setTimeout(fn, ms).unref();
-    return { cancel: () => clearTimeout(t) };
-  });
-  const serviceCerts = new ServiceCertRenewal({ paths, store, authority, logger: o.logger, clock, random, sans: config.sans, reloadTls, setTimer, intervalMs: o.serviceCertCheckMs ?? DEFAULT_SERVICE_CERT_CHECK_MS });
+  // Without an injected setTimer the service-cert checks run on the clock's timers.
+  const serviceCerts = new ServiceCertRenewal({ paths, store, authority, logger: o.logger, clock, random, sans: config.sans, reloadTls, setTimer: o.setTimer, intervalMs: o.serviceCertCheckMs ?? DEFAULT_SERVICE_CERT_CHECK_MS });
   const caRotation = new CaRotation({
     store,
     authority,
@@ -146,7 +143,7 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     await hub.close();
     await store.close();
     const err = e as NodeJS.ErrnoException;
-    if (err.code === "EADDRINUSE") throw new Error(`cannot listen on ${config.listen}: the address is in use; stop the other process or pass --listen`);
+    if (err.code === "EADDRINUSE") throw new Error(`cannot listen on ${config.listen}: the address is in use; stop the other process or pass --listen`, { cause: e });
     throw e;
   }
   await campaigns.resume();

@@ -121,6 +121,6 @@ async function readIfExists(file: string): Promise<string | undefined> {
     return await fs.readFile(file, "utf8");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new Error(`cannot read ${file} (${(e as NodeJS.ErrnoException).code}): fix its ownership or permissions; the server runs as the user that ran 'nodecert server init'`);
+    throw new Error(`cannot read ${file} (${(e as NodeJS.ErrnoException).code}): fix its ownership or permissions; the server runs as the user that ran 'nodecert server init'`, { cause: e });
   }
 }
