@@ -16,7 +16,7 @@ import type { Exec } from "./hooks.js";
 import type { CertKind } from "../pki/csr.js";
 import { ensureDir } from "../platform/files.js";
 import { Channel } from "./channel/transport.js";
-import { SerialQueue } from "../platform/serial-queue.js";
+import { agentReadiness, systemdReporter } from "./readiness.js";
 import { toClock, type ClockLike } from "../platform/clock.js";
 import { notifySystemd, type NotifyResult, type NotifyState } from "../platform/sd-notify.js";
 import type { CryptoReport } from "../crypto/fips-exec.js";
@@ -123,44 +123,9 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
     });
   if (config.channel.enabled && !evicted) channel = newChannel();
 
-  const readiness = async (): Promise<Readiness> => {
-    if (evicted) return { ready: false, reason: `evicted by the control plane at ${evicted.at}: ${evicted.reason}` };
-    const client = renewer.lastDecisions.find((x) => x.kind === "client");
-    if (!client || !client.notAfter) return { ready: false, reason: client?.reason ?? "not evaluated yet" };
-    if (client.action === "urgent") return { ready: false, reason: `client certificate: ${client.reason}` };
-    const left = client.notAfter.getTime() - clock().getTime();
-    if (renewer.consecutiveFailures > 0 && left < config.dangerWindow) {
-      return { ready: false, reason: `client certificate expires in ${Math.round(left / 1000)}s and renewals are failing: ${renewer.lastError}` };
-    }
-    return { ready: true, reason: client.reason };
-  };
-
-  // systemd hears READY=1 once, when the client certificate is first valid (the condition /readyz
-  // uses), and STATUS= whenever readiness changes, so `systemctl status` says why. Serialized; a
-  // failed report is retried at the next check or install.
+  const readiness = agentReadiness({ renewer, evicted: () => evicted, clock, dangerWindow: () => config.dangerWindow });
   const notify = d.notify ?? ((s: NotifyState) => notifySystemd(s));
-  let notifiedReady = false;
-  let lastStatus: string | undefined;
-  const syncing = new SerialQueue();
-  const syncSystemd = (): Promise<void> =>
-    syncing
-      .run(async () => {
-        const r = await readiness();
-        const status = `${r.ready ? "ready" : "not ready"}: ${r.reason}`;
-        const ready = r.ready && !notifiedReady;
-        if (!ready && status === lastStatus) return;
-        const res = await notify({ ready: ready || undefined, status });
-        if (res.outcome === "failed") {
-          log.warn("could not report to systemd; retrying at the next check", { detail: res.detail });
-          return;
-        }
-        if (ready && res.outcome === "sent") log.info("reported ready to systemd", { reason: r.reason });
-        if (ready) notifiedReady = true;
-        lastStatus = status;
-      })
-      .catch((e: Error) => {
-        log.warn("could not report to systemd", { error: e.message });
-      });
+  const syncSystemd = systemdReporter(readiness, notify, log);
 
   const health = await startHealthServer(config.healthListen, { joined: () => state?.certificates.client !== undefined, readiness, metrics });
   await ensureDir(layout.stateDir, 0o700);
