@@ -280,17 +280,21 @@ export class Renewer {
 
   private async afterInstall(kinds: CertKind[], state: AgentState): Promise<void> {
     const { config, logger } = this.d;
-    for (const k of KINDS) {
-      const removed = await this.store.prune(k, config.keepFiles).catch((e: Error) => {
-        // Old files stay until the next install prunes them; nothing the node needs is lost.
-        logger.warn("could not prune old certificate files", { kind: k, error: e.message });
-        return [];
-      });
-      if (removed.length) logger.info("pruned old certificate files", { kind: k, removed });
-    }
-    const now = this.d.clock();
-    const s = (await this.store.update((cur) => ({ ...(cur ?? state), lastSuccess: now.toISOString(), lastError: undefined })))!;
-    await this.store.clearJoinError().catch((e: Error) => logger.warn("could not remove the record of the last join error", { error: e.message }));
+    // One turn of the lock for the bookkeeping (not the evaluation: it queues its own turn).
+    const s = await this.store.exclusive(async () => {
+      for (const k of KINDS) {
+        const removed = await this.store.prune(k, config.keepFiles).catch((e: Error) => {
+          // Old files stay until the next install prunes them; nothing the node needs is lost.
+          logger.warn("could not prune old certificate files", { kind: k, error: e.message });
+          return [];
+        });
+        if (removed.length) logger.info("pruned old certificate files", { kind: k, removed });
+      }
+      const now = this.d.clock();
+      const next = (await this.store.update((cur) => ({ ...(cur ?? state), lastSuccess: now.toISOString(), lastError: undefined })))!;
+      await this.store.clearJoinError().catch((e: Error) => logger.warn("could not remove the record of the last join error", { error: e.message }));
+      return next;
+    });
     await this.evaluate(); // draws and persists deadlines for the new serials, refreshes metrics
     this.d.onInstalled?.(kinds, s);
     await runHooks(config.hooks, kinds, { logger, exec: this.d.exec, onFailure: (hook) => this.d.metrics.hookFailed(hook) });
