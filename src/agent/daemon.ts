@@ -7,6 +7,8 @@ import type { Logger } from "../platform/log.js";
 import { controlSocketPath, layoutFor, type NodeLayout } from "./layout.js";
 import { configuredIdentity, type HostFacts, type Identity } from "./identity.js";
 import { NodeStore, type AgentState } from "./node-store.js";
+import { startupRepairs } from "./state-repair.js";
+import { DegradedStart } from "./degraded.js";
 import { startHealthServer, type Readiness } from "./http/health.js";
 import { AgentMetrics } from "./metrics.js";
 import { Renewer } from "./renewer.js";
@@ -14,7 +16,6 @@ import { cronScheduler, validateSchedule, type ScheduledJob, type Scheduler } fr
 import { startControlSocket, type ControlServer } from "./http/control.js";
 import type { Exec } from "./hooks.js";
 import type { CertKind } from "../pki/csr.js";
-import { ensureDir } from "../platform/files.js";
 import { Channel } from "./channel/transport.js";
 import { agentReadiness, systemdReporter } from "./readiness.js";
 import { toClock, type ClockLike } from "../platform/clock.js";
@@ -74,6 +75,8 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   const log = d.logger;
   const store = new NodeStore(layout, { what: "agent", logger: log });
   for (const action of await store.recover(clock())) log.warn("startup recovery", { action });
+  // Under the store's lock: the repairs rewrite state.json, which a one-shot renew may be writing.
+  const repairs = await store.exclusive(() => startupRepairs(layout, { server: config.server, caCertHash: config.caCertHash, now: clock() }, log));
   let state = await store.read();
   let resolveJoined!: (s: AgentState) => void;
   const installed = new Promise<AgentState>((r) => (resolveJoined = r));
@@ -123,12 +126,14 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
     });
   if (config.channel.enabled && !evicted) channel = newChannel();
 
-  const readiness = agentReadiness({ renewer, evicted: () => evicted, clock, dangerWindow: () => config.dangerWindow });
+  // A read-only or full root does not stop the agent: it waits, not ready, and says why.
+  const degraded = new DegradedStart({ layout, logger: log, clock, random, setTimer, backoff: config.backoff, onRecovered: () => void runCheck() });
+  const readiness = agentReadiness({ renewer, evicted: () => evicted, degraded: () => degraded.reason, clock, dangerWindow: () => config.dangerWindow });
   const notify = d.notify ?? ((s: NotifyState) => notifySystemd(s));
   const syncSystemd = systemdReporter(readiness, notify, log);
 
   const health = await startHealthServer(config.healthListen, { joined: () => state?.certificates.client !== undefined, readiness, metrics });
-  await ensureDir(layout.stateDir, 0o700);
+  await degraded.start();
   let control: ControlServer | undefined;
   try {
     control = await startControlSocket(controlSocketPath(config, layout), renewer);
@@ -138,6 +143,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
 
   const runCheck = async () => {
     try {
+      if (degraded.reason) return { renewed: [], skipped: [], decisions: await renewer.evaluate(false) };
       // An evicted node keeps watching its certificates but asks for nothing, until an operator
       // re-joins it ('nodecert join' with a token bound to the node clears the mark on disk).
       if (evicted) {
@@ -152,6 +158,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
           channel.start();
         }
       }
+      await repairs.beforeCheck(state);
       return await renewer.tick();
     } catch (e) {
       log.error("certificate check failed", { error: (e as Error).message });
@@ -210,6 +217,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       closing = true;
       await notify({ stopping: true, status: "stopping" }).catch((e: Error) => log.warn("could not tell systemd the agent is stopping", { error: e.message }));
       job.stop();
+      degraded.stop();
       await channel?.stop();
       await firstCheck;
       await renewer.close();

@@ -31,6 +31,8 @@ export interface NodeStoreOptions {
 }
 
 export const LOCK_FILE = ".lock";
+/** A lock file that cannot be written for these reasons cannot be written by anyone else either. */
+const UNLOCKABLE = ["EROFS", "ENOSPC", "EDQUOT"];
 
 export class NodeStore {
   constructor(
@@ -40,9 +42,21 @@ export class NodeStore {
 
   /** Runs `fn` holding the state directory's lock (re-entrant within this process). */
   async exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    await ensureDir(this.layout.stateDir, 0o700);
+    try {
+      await ensureDir(this.layout.stateDir, 0o700);
+    } catch (e) {
+      // A read-only root (a degraded start): no process can change the files, so there is
+      // nothing to lock against; `fn` runs and meets the same error if it tries to write.
+      if ((e as NodeJS.ErrnoException).code !== "EROFS") throw e;
+      this.unlocked(e as Error);
+      return fn();
+    }
     const file = path.join(this.layout.stateDir, LOCK_FILE);
-    return withDirLock(file, { what: this.o.what, waitMs: this.o.lockWaitMs ?? 30_000, onWait: (h) => this.contended(h) }, fn);
+    return withDirLock(file, { what: this.o.what, waitMs: this.o.lockWaitMs ?? 30_000, onWait: (h) => this.contended(h), unlockedOn: UNLOCKABLE, onUnlocked: (e) => this.unlocked(e) }, fn);
+  }
+
+  private unlocked(e: Error): void {
+    this.o.logger?.debug("the state directory cannot take a lock file; going on without it", { stateDir: this.layout.stateDir, error: e.message });
   }
 
   private contended(h: LockHolder | undefined): void {

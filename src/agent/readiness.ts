@@ -11,6 +11,8 @@ import type { Renewer } from "./renewer.js";
 export interface ReadinessInput {
   renewer: Pick<Renewer, "lastDecisions" | "consecutiveFailures" | "lastError">;
   evicted: () => { at: string; reason: string } | undefined;
+  /** Why the agent runs degraded (an unwritable root), if it does. */
+  degraded?: () => string | undefined;
   clock: () => Date;
   /** Not ready while renewals fail and the client certificate has less than this left (ms). */
   dangerWindow: () => number;
@@ -20,6 +22,8 @@ export function agentReadiness(i: ReadinessInput): () => Promise<Readiness> {
   return async () => {
     const evicted = i.evicted();
     if (evicted) return { ready: false, reason: `evicted by the control plane at ${evicted.at}: ${evicted.reason}` };
+    const degraded = i.degraded?.();
+    if (degraded) return { ready: false, reason: degraded };
     const client = i.renewer.lastDecisions.find((x) => x.kind === "client");
     if (!client || !client.notAfter) return { ready: false, reason: client?.reason ?? "not evaluated yet" };
     if (client.action === "urgent") return { ready: false, reason: `client certificate: ${client.reason}` };

@@ -25,7 +25,7 @@ export interface RenewClientInput {
 }
 
 export async function requestRenewal(i: RenewClientInput, kinds: CertKind[]): Promise<InstallPlan> {
-  const { config, store, logger, identity } = i;
+  const { config, store, identity } = i;
   const state = await store.read();
   const clientPem = await store.readCurrentPem("client");
   if (!state || !clientPem) {
@@ -62,6 +62,5 @@ export async function requestRenewal(i: RenewClientInput, kinds: CertKind[]): Pr
     verifyNodeCertificate(chainPem, keys[kind]!.keyPem, trust, { kind, nodeName: state.nodeName, sans: kind === "serving" ? identity.servingSans : undefined, now });
     pairs[kind] = { chainPem, keyPem: keys[kind]!.keyPem };
   }
-  logger.info("renewed", { kinds, server });
   return { nodeName: state.nodeName, server: state.server, caPin: state.caPin, apiServer: state.apiServer, caBundle: trust, pairs, at: now.toISOString() };
 }

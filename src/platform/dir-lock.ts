@@ -42,6 +42,12 @@ export interface LockOptions {
   waitMs: number;
   /** Told once per acquisition that had to wait for another process. */
   onWait?: (holder: LockHolder | undefined) => void;
+  /**
+   * Errnos for which a lock that cannot be created means nobody can change the directory
+   * (EROFS): `fn` then runs without it, and onUnlocked hears why.
+   */
+  unlockedOn?: string[];
+  onUnlocked?: (e: Error) => void;
 }
 
 function startTime(pid: number): string | undefined {
@@ -84,7 +90,15 @@ export function withDirLock<T>(file: string, o: LockOptions, fn: () => Promise<T
   let q = queues.get(file);
   if (!q) queues.set(file, (q = new SerialQueue()));
   return q.run(async () => {
-    const release = await acquire(file, o);
+    let release: () => Promise<void>;
+    try {
+      release = await acquire(file, o);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (!code || !o.unlockedOn?.includes(code)) throw e;
+      o.onUnlocked?.(e as Error);
+      return fn();
+    }
     try {
       return await held.run(new Set([...(held.getStore() ?? []), file]), fn);
     } finally {

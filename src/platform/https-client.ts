@@ -41,6 +41,8 @@ export interface ClientTls {
 export interface JsonResponse {
   status: number;
   body: unknown;
+  /** The response's Date header: the peer's clock, to the second. */
+  date?: string;
 }
 
 export class RequestFailed extends Error {
@@ -100,7 +102,7 @@ export function requestJson(
           } catch {
             /* keep text */
           }
-          resolve({ status: res.statusCode ?? 0, body });
+          resolve({ status: res.statusCode ?? 0, body, date: res.headers.date });
         });
         res.on("error", reject);
       },

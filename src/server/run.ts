@@ -1,5 +1,6 @@
 // Starts the control plane from its directory: config, CA, store, HTTPS API, fleet channel,
 // rotation campaigns and CA rotation.
+import path from "node:path";
 import { promises as fs } from "node:fs";
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
@@ -15,11 +16,13 @@ import { processFips } from "../crypto/process.js";
 import { keyAlgorithmProblem } from "./policy.js";
 import { Authority, bundleSha256 } from "./ca/authority.js";
 import { Hub } from "./fleet/hub.js";
+import { Retention } from "./retention.js";
 import { Campaigns, DEFAULT_CAMPAIGN_OPTIONS, type CampaignOptions } from "./fleet/campaigns.js";
 import { CaRotation } from "./fleet/ca-rotation.js";
 import { registerAdminRoutes } from "./http/routes-admin.js";
 import { registerSanRoutes } from "./san-admin.js";
 import { serverSanPolicy } from "./san-registry.js";
+import { toClock } from "../platform/clock.js";
 import { DEFAULT_SERVICE_CERT_CHECK_MS, ServiceCertRenewal, type SetTimer } from "./ca/service-cert-renewal.js";
 import { ConnectionCap } from "./http/limits.js";
 import { uniform } from "../platform/random.js";
@@ -59,6 +62,8 @@ export interface RunningServer {
   caRotation: CaRotation;
   /** Keeps the server's TLS and admin certificates valid (checked at start and on a timer). */
   serviceCerts: ServiceCertRenewal;
+  /** Prunes old issuance and audit records (after exporting the audit). */
+  retention: Retention;
   close(): Promise<void>;
 }
 
@@ -148,6 +153,10 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   }
   await campaigns.resume();
   serviceCerts.start();
+  // Its own timer: the injected one (tests) drives the service-certificate checks alone.
+  const retentionTimer: SetTimer = (fn, ms) => toClock(clock).setTimeout(fn, ms, { unref: true });
+  const retention = new Retention({ store, policy: config.retention, archiveDir: config.retention.auditArchiveDir ?? path.join(paths.dir, "audit-archive"), clock, logger: o.logger, setTimer: retentionTimer });
+  retention.start();
   const addr = app.server.address();
   const boundPort = typeof addr === "object" && addr ? addr.port : port;
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
@@ -169,8 +178,10 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     campaigns,
     caRotation,
     serviceCerts,
+    retention,
     async close() {
       serviceCerts.stop();
+      await retention.stop();
       campaigns.stop();
       await hub.close();
       await running.close();

@@ -63,8 +63,9 @@ export class Campaigns {
     await this.serial(async () => {
       for (const c of await this.d.store.listCampaigns()) {
         if (c.state !== "running") continue;
+        // The crash, not the node, cut these attempts short: refunded, as on a disconnect.
         for (const n of await this.d.store.listCampaignNodes(c.id, { state: "in-flight" })) {
-          await this.d.store.updateCampaignNode(c.id, n.node, { state: "pending", commandId: undefined });
+          await this.d.store.updateCampaignNode(c.id, n.node, { state: "pending", commandId: undefined, attempts: Math.max(0, n.attempts - 1) });
         }
         this.d.logger.info("resuming rotation campaign", { campaign: c.id });
       }
