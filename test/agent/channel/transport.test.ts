@@ -27,7 +27,8 @@ describe("agent/channel/transport: reconnects on the injected clock", () => {
     });
     // Each attempt reads the node's files (real I/O) before it schedules the next one.
     const scheduled = async () => {
-      for (let i = 0; clock.pending() === 0 && i < 1000; i++) await new Promise((r) => setImmediate(r));
+      // Bounded by wall time only as a safety net (a loaded machine is slow to finish the reads).
+      for (const until = Date.now() + 10_000; clock.pending() === 0 && Date.now() < until; ) await new Promise((r) => setImmediate(r));
       assert.equal(clock.pending(), 1, "a retry was scheduled on the fake clock");
     };
     ch.start();
