@@ -84,7 +84,7 @@ try {
   };
 
   // Warm-up (JIT, caches), then the measured loads, each in a fresh tab.
-  (await loadOnce("#/fleet", `body[data-fleet-loaded="${N}"]`)).page.close();
+  await (await loadOnce("#/fleet", `body[data-fleet-loaded="${N}"]`)).page.close();
   const fleetTimes: number[] = [];
   const caTimes: number[] = [];
   const d0 = readProcStatus(dashPid).cpuTicks;

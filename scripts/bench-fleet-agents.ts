@@ -89,7 +89,7 @@ async function joinAll(s: AgentsSetup, concurrency: number): Promise<void> {
           await join({ server: s.server, token: s.token, caCertHash: s.pin, layout: nodeLayout(config.root), identity: await identityOf(name), keyAlgorithm: config.keyAlgorithm, now: () => new Date(), logger: log });
           return;
         } catch (e) {
-          if (attempt >= 3) throw new Error(`${name} could not join after 3 attempts: ${(e as Error).message}`);
+          if (attempt >= 3) throw new Error(`${name} could not join after 3 attempts: ${(e as Error).message}`, { cause: e });
           log.warn("join failed; trying again", { attempt, error: (e as Error).message });
         }
       }

@@ -186,13 +186,13 @@ async function nodecert(args: string[]): Promise<string> {
     return stdout;
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new Error(`nodecert ${args.slice(0, 2).join(" ")} failed: ${(err.stderr || err.message).trim()}`);
+    throw new Error(`nodecert ${args.slice(0, 2).join(" ")} failed: ${(err.stderr || err.message).trim()}`, { cause: e });
   }
 }
 
 /** Counts a JSON log file's lines by level, and warn/error lines by message. */
 function logSummary(file: string): { lines: number; levels: Record<string, number>; problems: Record<string, number> } {
-  let text = "";
+  let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch {

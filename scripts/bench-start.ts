@@ -306,7 +306,6 @@ async function main(): Promise<void> {
   if (SECONDS > 0) {
     for (const t of trees) {
       let config = t.config;
-      let started: { ms: number; agent: Daemon };
       if (opts["idle-join"]) {
         const root = path.join(tmp, `idle-join-${t.healthPort}`);
         const tokenFile = path.join(tmp, `token-${t.healthPort}`);
@@ -314,7 +313,7 @@ async function main(): Promise<void> {
         config = path.join(tmp, `idle-join-${t.healthPort}.yaml`);
         writeFileSync(config, yaml({ root, server: url, caCertHash: pin, tokenFile, nodeName: `idle-${t.healthPort}`, addresses: { only: ["127.0.0.1"] }, healthListen: `127.0.0.1:${t.healthPort}`, hooks: [], fips: "off" }), { mode: 0o600 });
       }
-      started = await agentStart(t.bin, config, t.healthPort);
+      const started: { ms: number; agent: Daemon } = await agentStart(t.bin, config, t.healthPort);
       const pid = started.agent.child.pid!;
       const comm = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
       if (comm !== "node") throw new Error(`pid ${pid} is "${comm}", not the agent's node process`);

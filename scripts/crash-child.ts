@@ -12,7 +12,7 @@ import { createInterface } from "node:readline";
 import { AgentConfig } from "../src/config/agent.js";
 import { nodeLayout } from "../src/agent/layout.js";
 import { nodeIdentity } from "../src/agent/identity.js";
-import { recoverOnStartup } from "../src/agent/recover.js";
+import { NodeStore } from "../src/agent/node-store.js";
 import { Renewer } from "../src/agent/renewer.js";
 import { AgentMetrics } from "../src/agent/metrics.js";
 import { silentLogger } from "../src/platform/log.js";
@@ -50,7 +50,9 @@ lines.on("line", (l) => {
 lines.on("close", () => process.exit(3));
 
 say("RECOVERING");
-const actions = await recoverOnStartup(layout, new Date());
+// Under the node store's lock, as the agent does: a one-shot renew may be installing meanwhile.
+const store = new NodeStore(layout, { what: "agent (crash-child)" });
+const actions = await store.recover(new Date());
 say(`READY ${JSON.stringify(actions)}`);
 await started;
 
@@ -58,6 +60,7 @@ const clock = () => new Date();
 const renewer = new Renewer({
   config,
   layout,
+  store,
   logger: silentLogger(),
   clock,
   random: uniform,

@@ -41,7 +41,7 @@ async function finishInstall(layout: NodeLayout, plan: InstallPlan, now: Date): 
   for (const kind of ["client", "serving"] as const) {
     const pair = plan.pairs[kind];
     if (!pair) continue;
-    let file = layout.current(kind);
+    let file: string;
     // Idempotent on recovery: skip a pair that is already current.
     if ((await readCurrent(layout, kind)) !== pairContent(pair)) {
       file = await installPair(layout, kind, pair.chainPem, pair.keyPem, now);

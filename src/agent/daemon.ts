@@ -7,8 +7,7 @@ import type { AgentConfig } from "../config/agent.js";
 import type { Logger } from "../platform/log.js";
 import { controlSocketPath, layoutFor, type NodeLayout } from "./layout.js";
 import { configuredIdentity, type HostFacts, type Identity } from "./identity.js";
-import { readState, type AgentState } from "./state.js";
-import { recoverOnStartup } from "./recover.js";
+import { NodeStore, type AgentState } from "./node-store.js";
 import { startupRepairs } from "./state-repair.js";
 import { DegradedStart } from "./degraded.js";
 import { startHealthServer, type Readiness } from "./http/health.js";
@@ -18,7 +17,9 @@ import { cronScheduler, validateSchedule, type ScheduledJob, type Scheduler } fr
 import { startControlSocket, type ControlServer } from "./http/control.js";
 import type { Exec } from "./hooks.js";
 import type { CertKind } from "../pki/csr.js";
-import { Channel } from "./channel.js";
+import { Channel } from "./channel/transport.js";
+import { agentReadiness, systemdReporter } from "./readiness.js";
+import { toClock, type ClockLike } from "../platform/clock.js";
 import { notifySystemd, type NotifyResult, type NotifyState } from "../platform/sd-notify.js";
 import type { CryptoReport } from "../crypto/fips-exec.js";
 import { writeCryptoRecord } from "./crypto-record.js";
@@ -26,7 +27,8 @@ import { writeCryptoRecord } from "./crypto-record.js";
 export interface AgentDeps {
   config: AgentConfig;
   logger: Logger;
-  clock?: () => Date;
+  /** Time and timers; a plain now() gets real timers. */
+  clock?: ClockLike;
   random?: () => number;
   hostFacts?: () => Promise<HostFacts>;
   /** Overrides how the node's identity is read (tests change addresses through it). */
@@ -64,16 +66,19 @@ const RESTART_ONLY = ["stateDir", "healthListen", "controlSocket", "channel", "f
 export { controlSocketPath } from "./layout.js";
 
 export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
-  const clock = d.clock ?? (() => new Date());
+  // The clock owns every timer of the agent (renewal retries, channel reconnects and heartbeats).
+  const clock = toClock(d.clock);
   const random = d.random ?? uniform;
-  const setTimer = d.setTimer ?? ((fn, ms) => { const t = setTimeout(fn, ms); return { cancel: () => clearTimeout(t) }; });
+  const setTimer = d.setTimer ?? ((fn: () => void, ms: number) => clock.setTimeout(fn, ms));
   let config = d.config;
   validateSchedule(config.schedule);
   const layout = layoutFor(config);
   const log = d.logger;
-  for (const action of await recoverOnStartup(layout, clock())) log.warn("startup recovery", { action });
-  const repairs = await startupRepairs(layout, { server: serverFor(config.server), caCertHash: config.caCertHash, now: clock() }, log);
-  let state = await readState(layout);
+  const store = new NodeStore(layout, { what: "agent", logger: log });
+  for (const action of await store.recover(clock())) log.warn("startup recovery", { action });
+  // Under the store's lock: the repairs rewrite state.json, which a one-shot renew may be writing.
+  const repairs = await store.exclusive(() => startupRepairs(layout, { server: serverFor(config.server), caCertHash: config.caCertHash, now: clock() }, log));
+  let state = await store.read();
   let resolveJoined!: (s: AgentState) => void;
   const installed = new Promise<AgentState>((r) => (resolveJoined = r));
   if (state?.certificates.client) resolveJoined(state);
@@ -92,6 +97,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   const renewer = new Renewer({
     config,
     layout,
+    store,
     logger: log,
     clock,
     random,
@@ -109,13 +115,13 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   });
   const newChannel = () =>
     new Channel({
-      layout,
+      store,
       logger: log,
       clock,
       random,
       renewer,
       identity,
-      serverUrl: async (attempt?: number) => serverFor(config.server ?? (await readState(layout))?.server, attempt),
+      serverUrl: async (attempt?: number) => serverFor(config.server ?? (await store.read())?.server, attempt),
       options: { heartbeatMs: config.channel.heartbeat, reconnectInitialMs: config.channel.reconnectInitial, reconnectMaxMs: config.channel.reconnectMax },
       onEvicted: (reason) => (evicted = { at: clock().toISOString(), reason }),
     });
@@ -123,45 +129,9 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
 
   // A read-only or full root does not stop the agent: it waits, not ready, and says why.
   const degraded = new DegradedStart({ layout, logger: log, clock, random, setTimer, backoff: config.backoff, onRecovered: () => void runCheck() });
-  const readiness = async (): Promise<Readiness> => {
-    if (evicted) return { ready: false, reason: `evicted by the control plane at ${evicted.at}: ${evicted.reason}` };
-    if (degraded.reason) return { ready: false, reason: degraded.reason };
-    const client = renewer.lastDecisions.find((x) => x.kind === "client");
-    if (!client || !client.notAfter) return { ready: false, reason: client?.reason ?? "not evaluated yet" };
-    if (client.action === "urgent") return { ready: false, reason: `client certificate: ${client.reason}` };
-    const left = client.notAfter.getTime() - clock().getTime();
-    if (renewer.consecutiveFailures > 0 && left < config.dangerWindow) {
-      return { ready: false, reason: `client certificate expires in ${Math.round(left / 1000)}s and renewals are failing: ${renewer.lastError}` };
-    }
-    return { ready: true, reason: client.reason };
-  };
-
-  // systemd hears READY=1 once, when the client certificate is first valid (the condition /readyz
-  // uses), and STATUS= whenever readiness changes, so `systemctl status` says why. Serialized; a
-  // failed report is retried at the next check or install.
+  const readiness = agentReadiness({ renewer, evicted: () => evicted, degraded: () => degraded.reason, clock, dangerWindow: () => config.dangerWindow });
   const notify = d.notify ?? ((s: NotifyState) => notifySystemd(s));
-  let notifiedReady = false;
-  let lastStatus: string | undefined;
-  let syncing: Promise<void> = Promise.resolve();
-  const syncSystemd = (): Promise<void> =>
-    (syncing = syncing
-      .then(async () => {
-        const r = await readiness();
-        const status = `${r.ready ? "ready" : "not ready"}: ${r.reason}`;
-        const ready = r.ready && !notifiedReady;
-        if (!ready && status === lastStatus) return;
-        const res = await notify({ ready: ready || undefined, status });
-        if (res.outcome === "failed") {
-          log.warn("could not report to systemd; retrying at the next check", { detail: res.detail });
-          return;
-        }
-        if (ready && res.outcome === "sent") log.info("reported ready to systemd", { reason: r.reason });
-        if (ready) notifiedReady = true;
-        lastStatus = status;
-      })
-      .catch((e: Error) => {
-        log.warn("could not report to systemd", { error: e.message });
-      }));
+  const syncSystemd = systemdReporter(readiness, notify, log);
 
   const health = await startHealthServer(config.healthListen, { joined: () => state?.certificates.client !== undefined, readiness, metrics });
   await degraded.start();
@@ -178,7 +148,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       // An evicted node keeps watching its certificates but asks for nothing, until an operator
       // re-joins it ('nodecert join' with a token bound to the node clears the mark on disk).
       if (evicted) {
-        const onDisk = await readState(layout).catch(() => undefined);
+        const onDisk = await store.readOrUndefined("checking whether the node was re-joined");
         if (!onDisk?.certificates.client || onDisk.evicted) return { renewed: [], skipped: [], decisions: await renewer.evaluate() };
         log.info("eviction lifted: the node was re-joined; renewing and connecting again", { node: onDisk.nodeName, clientSerial: onDisk.certificates.client.serial });
         evicted = undefined;
@@ -246,7 +216,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
     },
     async close() {
       closing = true;
-      await notify({ stopping: true, status: "stopping" }).catch(() => undefined);
+      await notify({ stopping: true, status: "stopping" }).catch((e: Error) => log.warn("could not tell systemd the agent is stopping", { error: e.message }));
       job.stop();
       degraded.stop();
       await channel?.stop();

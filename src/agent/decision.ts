@@ -13,6 +13,8 @@ export type DecisionCode =
   | "missing"
   /** The file exists but cannot be read (EACCES, EIO...): reported, never a reason to re-join. */
   | "unreadable"
+  /** The same, because of its mode or ownership (EACCES, EPERM): the fix is a chmod/chown, not the disk. */
+  | "permission-denied"
   /** The file was read but holds no parsable certificate. */
   | "corrupt"
   | "expired"
@@ -33,6 +35,9 @@ export const CLIENT_UNUSABLE: readonly DecisionCode[] = ["missing", "corrupt", "
 
 const EKU_OF: Record<CertKind, { oid: string; name: string }> = { client: { oid: EKU_CLIENT_AUTH, name: "clientAuth" }, serving: { oid: EKU_SERVER_AUTH, name: "serverAuth" } };
 
+/** The file is there but this process cannot read it: reported and retried, never re-joined over. */
+export const CANNOT_READ: readonly DecisionCode[] = ["unreadable", "permission-denied"];
+
 export interface Decision {
   kind: CertKind;
   action: Action;
@@ -52,6 +57,8 @@ export interface DecisionInput {
   pem: string | undefined;
   /** Set when the file exists but could not be read (then `pem` is undefined). */
   readError?: string;
+  /** Why it could not be read, as an errno ("EACCES", "EISDIR"...). */
+  readErrno?: string;
   now: Date;
   /** The deadline for this certificate (drawn or from renewBefore). */
   renewAt: (notBefore: Date, notAfter: Date, serial: string) => Date;
@@ -64,7 +71,10 @@ export interface DecisionInput {
 
 export function decide(i: DecisionInput): Decision {
   const base = { kind: i.kind };
-  if (i.readError) return { ...base, action: "urgent", code: "unreadable", reason: `certificate cannot be read: ${i.readError}` };
+  if (i.readError) {
+    const code = i.readErrno === "EACCES" || i.readErrno === "EPERM" ? "permission-denied" : "unreadable";
+    return { ...base, action: "urgent", code, reason: `certificate cannot be read: ${i.readError}` };
+  }
   if (!i.pem) return { ...base, action: "urgent", code: "missing", reason: "certificate is missing" };
   let info;
   try {

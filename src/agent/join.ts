@@ -13,8 +13,7 @@ import { describeErrorBody, RequestFailed, requestJson } from "../platform/https
 const CHAIN_ERRORS = new Set(["SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "UNABLE_TO_GET_ISSUER_CERT", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "DEPTH_ZERO_SELF_SIGNED_CERT", "CERT_SIGNATURE_FAILURE"]);
 import type { Identity } from "./identity.js";
 import type { NodeLayout } from "./layout.js";
-import { applyInstall } from "./apply.js";
-import { clearJoinError, type AgentState } from "./state.js";
+import { NodeStore, type AgentState } from "./node-store.js";
 import type { Logger } from "../platform/log.js";
 import { assertClockInSync } from "./clock-skew.js";
 
@@ -25,6 +24,8 @@ export interface JoinOptions {
   token: string;
   caCertHash: string;
   layout: NodeLayout;
+  /** The node's files; default: a store on `layout` for a one-off join. */
+  store?: NodeStore;
   identity: Identity;
   keyAlgorithm: KeyAlgorithm;
   now: () => Date;
@@ -105,8 +106,8 @@ export async function join(o: JoinOptions): Promise<AgentState> {
   const [clientKeyPem, servingKeyPem] = [kept.clientPem, kept.servingPem];
   verifyNodeCertificate(jr.certificates.client, clientKeyPem, bundle, { kind: "client", nodeName, now });
   verifyNodeCertificate(jr.certificates.serving, servingKeyPem, bundle, { kind: "serving", nodeName, sans: servingSans, now });
-  const state = await applyInstall(
-    o.layout,
+  const store = o.store ?? new NodeStore(o.layout, { what: "join", logger: log });
+  const state = await store.install(
     {
       nodeName,
       server: o.server,
@@ -119,8 +120,9 @@ export async function join(o: JoinOptions): Promise<AgentState> {
     },
     now,
   );
-  await clearJoinError(o.layout).catch(() => undefined);
-  await clearJoinKeys(o.layout).catch(() => undefined);
+  await store.clearJoinError().catch((e: Error) => log.warn("could not remove the record of the last join error", { error: e.message }));
+  // The keys kept for a provisional join are no longer needed once it is installed.
+  await clearJoinKeys(o.layout).catch((e: Error) => log.warn("could not remove the keys kept for the join", { error: e.message }));
   log.info("joined", { node: nodeName, server: o.server, clientSerial: state.certificates.client?.serial, servingSerial: state.certificates.serving?.serial });
   return state;
 }

@@ -1,6 +1,7 @@
-// Keeps the node's certificates valid: evaluates each one, renews what is due over mTLS (or
-// re-joins with a bootstrap token when the client certificate is gone), verifies, installs
-// atomically, prunes, runs reload hooks, and backs off with full jitter while renewals fail.
+// The renewal loop: evaluates each certificate, renews what is due (renew-client.ts asks the
+// server; the node store installs), or re-joins with a bootstrap token when the client
+// certificate is gone; prunes, runs reload hooks, and backs off with full jitter while renewals
+// fail. Runs never overlap.
 import { serverFor } from "./servers.js";
 import { promises as fs } from "node:fs";
 import type { AgentConfig } from "../config/agent.js";
@@ -8,28 +9,27 @@ import type { Logger } from "../platform/log.js";
 import type { CertKind } from "../pki/csr.js";
 import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
 import type { KeyAlgorithm } from "../pki/keys.js";
-import { privateKeyBlock } from "../pki/pem.js";
-import { verifyNodeCertificate } from "../pki/verify.js";
-import { PROTOCOL_VERSION, RenewResponse, type RenewRequest } from "../protocol/messages.js";
-import { describeErrorBody, requestJson } from "../platform/https-client.js";
-import { applyInstall } from "./apply.js";
 import { backoffDelay } from "../platform/backoff.js";
-import { CLIENT_UNUSABLE, decide, type Decision } from "./decision.js";
+import { SerialQueue } from "../platform/serial-queue.js";
+import { CANNOT_READ, CLIENT_UNUSABLE, decide, type Decision } from "./decision.js";
 import { drawRenewAt, effectiveRenewAt, lifetimeTooShort, usableStart } from "./deadline.js";
 import { scheduleGapMs } from "./schedule-gap.js";
 import { runHooks, type Exec } from "./hooks.js";
 import type { Identity } from "./identity.js";
-import { readCurrent, readCurrentOutcome } from "./install.js";
 import type { NodeLayout } from "./layout.js";
 import type { AgentMetrics } from "./metrics.js";
-import { pruneOld } from "./prune.js";
-import { clearJoinError, readState, recordLastError, writeState, type AgentState } from "./state.js";
+import { NodeStore, type AgentState } from "./node-store.js";
+import { RenewError, requestRenewal } from "./renew-client.js";
+
+export { RenewError };
 
 export const KINDS: CertKind[] = ["client", "serving"];
 
 export interface RenewerDeps {
   config: AgentConfig;
   layout: NodeLayout;
+  /** The node's files; default: a store on `layout` for this process. */
+  store?: NodeStore;
   logger: Logger;
   clock: () => Date;
   /** Uniform in [0, 1): deadlines and jitter. */
@@ -48,8 +48,6 @@ export interface RenewOutcome {
   error?: string;
 }
 
-export class RenewError extends Error {}
-
 export class Renewer {
   private inFlight: Promise<RenewOutcome> | undefined;
   private retryTimer: { cancel(): void } | undefined;
@@ -59,7 +57,11 @@ export class Renewer {
   lastError: string | undefined;
   lastDecisions: Decision[] = [];
 
-  constructor(private d: RenewerDeps) {}
+  readonly store: NodeStore;
+
+  constructor(private d: RenewerDeps) {
+    this.store = d.store ?? new NodeStore(d.layout, { what: "agent", logger: d.logger });
+  }
 
   updateConfig(config: AgentConfig): void {
     this.d = { ...this.d, config };
@@ -77,34 +79,36 @@ export class Renewer {
   async setKeyAlgorithm(alg: KeyAlgorithm): Promise<void> {
     // A pushed algorithm this process may not use (Ed25519 in FIPS mode) is refused, not stored.
     assertKeyAlgorithmAllowed(alg);
-    const s = await readState(this.d.layout);
-    if (s && s.keyAlgorithm !== alg) await writeState(this.d.layout, { ...s, keyAlgorithm: alg });
+    await this.store.update((s) => (s && s.keyAlgorithm !== alg ? { ...s, keyAlgorithm: alg } : undefined));
   }
 
-  private evaluating: Promise<unknown> = Promise.resolve();
+  private readonly evaluating = new SerialQueue();
 
   /**
    * Decides for every certificate; draws and persists deadlines for new serials when `persist`.
    * Evaluations are serialized so two concurrent checks cannot draw two deadlines for one serial.
    */
   evaluate(persist = true): Promise<Decision[]> {
-    const run = this.evaluating.catch(() => undefined).then(() => this.evaluateNow(persist));
-    this.evaluating = run;
-    return run;
+    return this.evaluating.run(() => this.evaluateNow(persist));
   }
 
   private async evaluateNow(persist: boolean): Promise<Decision[]> {
     const { layout, config } = this.d;
     const now = this.d.clock();
-    let state = await readState(layout);
+    let state = await this.store.read();
     const identity = await this.d.identity();
-    const trust = await fs.readFile(layout.caFile, "utf8").catch(() => undefined);
-    let dirty = false;
+    const trust = await this.store.readTrustBundle().catch((e: Error) => {
+      // Decided as "no trust bundle" (urgent); the reason why it could not be read goes to the log.
+      this.d.logger.warn("cannot read the trust bundle", { error: e.message });
+      return undefined;
+    });
+    const drawn_: Partial<Record<CertKind, { serial: string; notAfter: string; renewAt: string }>> = {};
     const decisions: Decision[] = [];
     for (const kind of KINDS) {
-      const read = await readCurrentOutcome(layout, kind);
+      const read = await this.store.readCurrent(kind);
       const pem = read.state === "present" ? read.pem : undefined;
       const readError = read.state === "unreadable" ? read.reason : undefined;
+      const readErrno = read.state === "unreadable" ? read.errno : undefined;
       const renewAt = (notBefore: Date, notAfter: Date, serial: string) => {
         const rec = state?.certificates[kind];
         let drawn = rec?.serial === serial && rec.renewAt ? new Date(rec.renewAt) : undefined;
@@ -113,20 +117,33 @@ export class Renewer {
           drawn = drawRenewAt(usableStart(notBefore, notAfter, now), notAfter, persist ? this.d.random() : 0);
           if (persist && state) {
             state = { ...state, certificates: { ...state.certificates, [kind]: { ...(rec ?? { file: layout.current(kind), installedAt: now.toISOString() }), serial, notAfter: notAfter.toISOString(), renewAt: drawn.toISOString() } } };
-            dirty = true;
+            drawn_[kind] = { serial, notAfter: notAfter.toISOString(), renewAt: drawn.toISOString() };
           }
         }
         return effectiveRenewAt(notAfter, drawn, config.renewBefore);
       };
-      const dec = decide({ kind, pem, readError, now, renewAt, nodeName: state?.nodeName ?? identity.nodeName, servingSans: identity.servingSans, keyAlgorithm: this.keyAlgorithmFor(state), trustBundlePem: trust });
+      const dec = decide({ kind, pem, readError, readErrno, now, renewAt, nodeName: state?.nodeName ?? identity.nodeName, servingSans: identity.servingSans, keyAlgorithm: this.keyAlgorithmFor(state), trustBundlePem: trust });
       dec.warning = this.lifetimeWarning(dec, now);
       decisions.push(dec);
       this.d.metrics.setCertificate(kind, dec.notAfter, dec.renewAt);
     }
-    if (dirty && state) {
-      // Best effort: a full or read-only disk must not stop the evaluation, nor the renewal that
-      // follows (its own failure is reported). Unpersisted deadlines are drawn again next time.
-      await writeState(layout, state).catch((e) => this.d.logger.warn("could not persist renewal deadlines", { error: (e as Error).message }));
+    if (Object.keys(drawn_).length) {
+      // Merged into the state as it is under the lock (another process may have installed since
+      // it was read), for the serials still installed. Best effort: a full or read-only disk must
+      // not stop the evaluation, nor the renewal that follows (its own failure is reported).
+      // Unpersisted deadlines are drawn again next time.
+      await this.store
+        .update((cur) => {
+          if (!cur) return undefined;
+          let certificates = cur.certificates;
+          for (const [kind, d] of Object.entries(drawn_) as [CertKind, { serial: string; notAfter: string; renewAt: string }][]) {
+            const rec = certificates[kind];
+            if (rec && rec.serial !== d.serial) continue;
+            certificates = { ...certificates, [kind]: { ...(rec ?? { file: layout.current(kind), installedAt: now.toISOString() }), ...d } };
+          }
+          return { ...cur, certificates };
+        })
+        .catch((e) => this.d.logger.warn("could not persist renewal deadlines", { error: (e as Error).message, code: (e as { code?: string }).code }));
     }
     this.lastDecisions = decisions;
     return decisions;
@@ -211,30 +228,12 @@ export class Renewer {
     try {
       // An unreadable file is a broken disk or broken permissions, not a lost identity: say so and
       // retry, never spend the bootstrap token on it (a re-join would start a new lineage).
-      if (clientDecision?.code === "unreadable") {
+      if (clientDecision && CANNOT_READ.includes(clientDecision.code)) {
         throw new RenewError(`${clientDecision.reason}; not renewing and not re-joining until it can be read (check its permissions and the disk)`);
       }
-      const clientUnusable = clientDecision !== undefined && CLIENT_UNUSABLE.includes(clientDecision.code);
-      const token = clientUnusable ? await this.readToken() : undefined;
-      let state: AgentState;
-      let installed = todo;
-      if (token) {
-        try {
-          state = await this.rejoin(token);
-          installed = KINDS;
-        } catch (e) {
-          // A spent token left in the file must not hide the other way back: a server with
-          // renewAfterExpiry accepts the expired certificate (the handshake proves its key).
-          if (clientDecision!.code !== "expired") throw e;
-          const rejoinError = (e as Error).message;
-          state = await this.renewOverMtls(todo).catch((e2: Error) => {
-            throw new RenewError(`re-join with the token in ${this.d.config.tokenFile} failed (${rejoinError}); renewal with the expired certificate failed too (${e2.message})`);
-          });
-          this.d.logger.warn("re-join with the token file failed; renewed with the expired certificate instead", { error: rejoinError });
-        }
-      } else {
-        state = await this.renewOverMtls(todo);
-      }
+      // Asking the server and installing what it returns run under the node store's lock: a
+      // one-shot `nodecert renew` and the agent take turns (never two renewals on one lineage).
+      const { state, installed } = await this.store.exclusive(() => this.obtain(todo, clientDecision));
       this.onSuccess(installed);
       await this.afterInstall(installed, state);
       const renewed = installed.map((k) => ({ kind: k, serial: state.certificates[k]!.serial, notAfter: state.certificates[k]!.notAfter }));
@@ -246,16 +245,46 @@ export class Renewer {
     }
   }
 
+  /** Renews `todo` over mTLS, or re-joins with the token when the client certificate is unusable. */
+  private async obtain(todo: CertKind[], clientDecision: Decision | undefined): Promise<{ state: AgentState; installed: CertKind[] }> {
+    const clientUnusable = clientDecision !== undefined && CLIENT_UNUSABLE.includes(clientDecision.code);
+    const token = clientUnusable ? await this.readToken() : undefined;
+    let state: AgentState;
+    let installed = todo;
+    if (token) {
+      try {
+        state = await this.rejoin(token);
+        installed = KINDS;
+      } catch (e) {
+        // A spent token left in the file must not hide the other way back: a server with
+        // renewAfterExpiry accepts the expired certificate (the handshake proves its key).
+        if (clientDecision!.code !== "expired") throw e;
+        const rejoinError = (e as Error).message;
+        state = await this.renewOverMtls(todo).catch((e2: Error) => {
+          throw new RenewError(`re-join with the token in ${this.d.config.tokenFile} failed (${rejoinError}); renewal with the expired certificate failed too (${e2.message})`);
+        });
+        this.d.logger.warn("re-join with the token file failed; renewed with the expired certificate instead", { error: rejoinError });
+      }
+    } else {
+      state = await this.renewOverMtls(todo);
+    }
+    return { state, installed };
+  }
+
   private async readToken(): Promise<string | undefined> {
     const f = this.d.config.tokenFile;
     if (!f) return undefined;
-    const t = await fs.readFile(f, "utf8").catch(() => "");
+    const t = await fs.readFile(f, "utf8").catch((e: NodeJS.ErrnoException) => {
+      // No token file is the normal case after a join; any other failure is worth a line.
+      if (e.code !== "ENOENT") this.d.logger.warn("cannot read the bootstrap token file", { file: f, code: e.code, error: e.message });
+      return "";
+    });
     return t.trim() || undefined;
   }
 
   private async rejoin(token: string): Promise<AgentState> {
-    const { config, layout, logger } = this.d;
-    const prev = await readState(layout);
+    const { config, logger } = this.d;
+    const prev = await this.store.read();
     const server = serverFor(config.server ?? prev?.server, this.consecutiveFailures); // a list: the next replica after each failure
     const pin = config.caCertHash ?? prev?.caPin;
     if (!server || !pin) throw new RenewError("cannot join: set server and caCertHash in the agent configuration");
@@ -263,48 +292,15 @@ export class Renewer {
     // Loaded on first use: key generation and CSRs bring the X.509 library, which an agent that
     // only watches its certificates between renewals does not need resident.
     const { join } = await import("./join.js");
-    return join({ server, token, caCertHash: pin, layout, identity: await this.d.identity(), keyAlgorithm: this.keyAlgorithmFor(prev), now: this.d.clock, logger });
+    return join({ server, token, caCertHash: pin, layout: this.d.layout, store: this.store, identity: await this.d.identity(), keyAlgorithm: this.keyAlgorithmFor(prev), now: this.d.clock, logger });
   }
 
   private async renewOverMtls(kinds: CertKind[]): Promise<AgentState> {
-    const { config, layout, logger } = this.d;
-    const state = await readState(layout);
-    const clientPem = await readCurrent(layout, "client");
-    if (!state || !clientPem) {
-      throw new RenewError("the node has no client certificate and no bootstrap token: put a token in the configured tokenFile, or run 'nodecert join'");
-    }
-    const trust = await fs.readFile(layout.caFile, "utf8");
-    const identity = await this.d.identity();
-    const keys: Partial<Record<CertKind, { keyPem: string; csr: string }>> = {};
-    const [{ createNodeCsr }, { exportPrivateKeyPem, generateKeyPair, importPrivateKeyPem }] = await Promise.all([import("../pki/csr.js"), import("../pki/keys.js")]); // on first use, as in rejoin()
-    for (const kind of kinds) {
-      const existing = config.reuseKey ? privateKeyBlock((await readCurrent(layout, kind)) ?? "") : undefined;
-      const alg = this.keyAlgorithmFor(state);
-      assertKeyAlgorithmAllowed(alg);
-      const reusable = existing && (await importPrivateKeyPem(existing)).algorithm === alg ? existing : undefined;
-      const pair = reusable ? await importPrivateKeyPem(reusable) : await generateKeyPair(alg);
-      keys[kind] = {
-        keyPem: reusable ?? (await exportPrivateKeyPem(pair.privateKey)),
-        csr: await createNodeCsr({ kind, nodeName: state.nodeName, keys: pair, sans: kind === "serving" ? identity.servingSans : undefined }),
-      };
-    }
-    const server = serverFor(config.server ?? state.server, this.consecutiveFailures)!;
-    const body: RenewRequest = { v: PROTOCOL_VERSION, facts: identity.facts, csrs: { client: keys.client?.csr, serving: keys.serving?.csr } };
-    const res = await requestJson(new URL("/v1/renew", server).toString(), { body, tls: { ca: trust, cert: clientPem, key: clientPem, controlPlane: true } });
-    if (res.status !== 200) throw new RenewError(`renewal refused by ${server}: ${describeErrorBody(res.status, res.body)}`);
-    const parsed = RenewResponse.safeParse(res.body);
-    if (!parsed.success) throw new RenewError(`${server} sent a renewal response that does not match the protocol; nothing was installed`);
-    const now = this.d.clock();
-    const pairs: Partial<Record<CertKind, { chainPem: string; keyPem: string }>> = {};
-    for (const kind of kinds) {
-      const chainPem = parsed.data.certificates[kind];
-      if (!chainPem) throw new RenewError(`${server} did not return the ${kind} certificate; nothing was installed`);
-      verifyNodeCertificate(chainPem, keys[kind]!.keyPem, trust, { kind, nodeName: state.nodeName, sans: kind === "serving" ? identity.servingSans : undefined, now });
-      pairs[kind] = { chainPem, keyPem: keys[kind]!.keyPem };
-    }
-    const installed = await applyInstall(layout, { nodeName: state.nodeName, server: state.server, caPin: state.caPin, apiServer: state.apiServer, caBundle: trust, pairs, at: now.toISOString() }, now);
+    const state = await this.store.read();
+    const plan = await requestRenewal({ config: this.d.config, store: this.store, logger: this.d.logger, identity: await this.d.identity(), keyAlgorithm: this.keyAlgorithmFor(state), now: this.d.clock, attempt: this.consecutiveFailures }, kinds);
+    const installed = await this.store.install(plan, this.d.clock());
     // Only now: a failed install must not log "renewed" and then "failed".
-    logger.info("renewed", { kinds, server });
+    this.d.logger.info("renewed", { kinds, server: this.d.config.server ?? state?.server });
     return installed;
   }
 
@@ -319,15 +315,22 @@ export class Renewer {
   }
 
   private async afterInstall(kinds: CertKind[], state: AgentState): Promise<void> {
-    const { layout, config, logger } = this.d;
-    for (const k of KINDS) {
-      const removed = await pruneOld(layout, k, config.keepFiles).catch(() => []);
-      if (removed.length) logger.info("pruned old certificate files", { kind: k, removed });
-    }
-    const now = this.d.clock();
-    const s = (await readState(layout)) ?? state;
-    await writeState(layout, { ...s, lastSuccess: now.toISOString(), lastError: undefined });
-    await clearJoinError(layout).catch(() => undefined);
+    const { config, logger } = this.d;
+    // One turn of the lock for the bookkeeping (not the evaluation: it queues its own turn).
+    const s = await this.store.exclusive(async () => {
+      for (const k of KINDS) {
+        const removed = await this.store.prune(k, config.keepFiles).catch((e: Error) => {
+          // Old files stay until the next install prunes them; nothing the node needs is lost.
+          logger.warn("could not prune old certificate files", { kind: k, error: e.message });
+          return [];
+        });
+        if (removed.length) logger.info("pruned old certificate files", { kind: k, removed });
+      }
+      const now = this.d.clock();
+      const next = (await this.store.update((cur) => ({ ...(cur ?? state), lastSuccess: now.toISOString(), lastError: undefined })))!;
+      await this.store.clearJoinError().catch((e: Error) => logger.warn("could not remove the record of the last join error", { error: e.message }));
+      return next;
+    });
     await this.evaluate(); // draws and persists deadlines for the new serials, refreshes metrics
     this.d.onInstalled?.(kinds, s);
     await runHooks(config.hooks, kinds, { logger, exec: this.d.exec, onFailure: (hook) => this.d.metrics.hookFailed(hook) });
@@ -342,7 +345,7 @@ export class Renewer {
     this.nextAttemptAt = new Date(now.getTime() + delay);
     metrics.renewalFailed(kinds);
     logger.error("renewal failed; the current certificates stay installed", { kinds, error: message, attempt: this.consecutiveFailures, retryInMs: delay });
-    await recordLastError(this.d.layout, { at: now.toISOString(), message }).catch(() => undefined);
+    await this.store.recordLastError({ at: now.toISOString(), message }).catch((e: Error) => logger.warn("could not record the error for 'nodecert status'", { error: e.message }));
     this.retryTimer?.cancel();
     if (!this.closed) {
       this.retryTimer = this.d.setTimer(() => {

@@ -6,8 +6,7 @@ import { splitCertificates } from "../pki/pem.js";
 import { keyMatchesCertificate } from "../pki/verify.js";
 import { privateKeyBlock } from "../pki/pem.js";
 import { formatDuration } from "../config/duration.js";
-import { readCurrentOutcome } from "./install.js";
-import { readLastError, readState } from "./state.js";
+import { NodeStore } from "./node-store.js";
 import { escapeTerminal } from "../platform/text.js";
 import type { CryptoRecord } from "./crypto-record.js";
 
@@ -28,13 +27,15 @@ export interface StatusRow {
 
 export async function certificateStatus(layout: NodeLayout, now: Date): Promise<StatusRow[]> {
   const rows: StatusRow[] = [];
-  const state = await readState(layout).catch(() => undefined);
+  const store = new NodeStore(layout, { what: "nodecert status" });
+  // A damaged state file must not hide the certificates: the table shows them without it.
+  const state = await store.read().catch(() => undefined);
   for (const [name, kind] of [
     ["kubelet-client", "client"],
     ["kubelet-server", "serving"],
   ] as const) {
     const path = layout.current(kind);
-    const read = await readCurrentOutcome(layout, kind);
+    const read = await store.readCurrent(kind);
     if (read.state === "unreadable") {
       rows.push({ certificate: name, path, state: "unreadable", problem: read.reason });
       continue;
@@ -51,7 +52,7 @@ export async function certificateStatus(layout: NodeLayout, now: Date): Promise<
     rows.push(row);
   }
   // On the first row, whether or not a certificate is installed: a refused first join shows too.
-  const lastError = await readLastError(layout).catch(() => undefined);
+  const lastError = await store.readLastError().catch(() => undefined);
   if (lastError) rows[0].lastError = `${lastError.at}: ${lastError.message}`;
   const ca = await fs.readFile(layout.caFile, "utf8").catch(() => undefined);
   const caCerts = ca ? splitCertificates(ca) : [];

@@ -14,7 +14,7 @@ export async function adminRequest(dir: string, route: string, body: unknown, se
     [cert, key, ca] = await Promise.all([fs.readFile(p.adminCert, "utf8"), fs.readFile(p.adminKey, "utf8"), fs.readFile(p.adminCa, "utf8")]);
     url = serverUrl ?? (await fs.readFile(p.adminServerUrl, "utf8")).trim();
   } catch (e) {
-    throw new Error(`cannot read admin credentials in ${p.adminDir} (${(e as NodeJS.ErrnoException).code}): run this on the control plane with --dir pointing at the server directory`);
+    throw new Error(`cannot read admin credentials in ${p.adminDir} (${(e as NodeJS.ErrnoException).code}): run this on the control plane with --dir pointing at the server directory`, { cause: e });
   }
   const res = await requestJson(new URL(route, url).toString(), { body, tls: { ca, cert, key, controlPlane: true } });
   if (res.status !== 200) throw new Error(`${route}: ${describeErrorBody(res.status, res.body)}`);

@@ -46,7 +46,7 @@ export async function agent(env: CliEnv, o: AgentOptions): Promise<void> {
     try {
       assertKeyAlgorithmAllowed(config.keyAlgorithm);
     } catch (e) {
-      throw new Error(`keyAlgorithm ${config.keyAlgorithm} refused: ${(e as Error).message}`);
+      throw new Error(`keyAlgorithm ${config.keyAlgorithm} refused: ${(e as Error).message}`, { cause: e });
     }
     return config;
   };

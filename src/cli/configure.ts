@@ -8,7 +8,7 @@ import YAML from "yaml";
 import { AgentConfig } from "../config/agent.js";
 import { describeZodError } from "../protocol/messages.js";
 import { normalizePin } from "../pki/pin.js";
-import { TOKEN_RE } from "../server/tokens.js";
+import { TOKEN_RE } from "../protocol/token.js";
 import { readBootstrapToken } from "../agent/token-source.js";
 import { ensureDir, writeFileAtomic } from "../platform/files.js";
 

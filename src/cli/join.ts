@@ -7,7 +7,7 @@ import { nodeLayout } from "../agent/layout.js";
 import { configuredIdentity } from "../agent/identity.js";
 import { protectTokenArgument, readBootstrapToken } from "../agent/token-source.js";
 import { join } from "../agent/join.js";
-import { readState } from "../agent/state.js";
+import { NodeStore } from "../agent/node-store.js";
 import { writeCryptoRecord } from "../agent/crypto-record.js";
 import { certificateStatus, formatStatusTable, statusHealthy } from "../agent/status.js";
 
@@ -35,7 +35,8 @@ export async function joinNode(env: CliEnv, o: JoinOptions): Promise<void> {
   const logger = createLogger({ component: "join", stream: env.stderr });
   logger.info("crypto provider", cryptoReportFields(crypto));
   const layout = nodeLayout(o.root);
-  const existing = await readState(layout);
+  const store = new NodeStore(layout, { what: "nodecert join", logger });
+  const existing = await store.read();
   if (existing && !existing.evicted && statusHealthy((await certificateStatus(layout, env.now())).filter((r) => !r.certificate.startsWith("ca")))) {
     env.stdout.write(`already joined as ${existing.nodeName} with valid certificates; nothing to do\n`);
     return;
@@ -46,7 +47,7 @@ export async function joinNode(env: CliEnv, o: JoinOptions): Promise<void> {
     server: async () => o.server,
   })();
   const token = await readBootstrapToken(o, { env: env.env });
-  await join({ server: o.server, token, caCertHash: o.caCertHash, layout, identity, keyAlgorithm: parseKeyAlgorithm(o.keyAlgorithm), now: () => env.now(), logger });
+  await join({ server: o.server, token, caCertHash: o.caCertHash, layout, store, identity, keyAlgorithm: parseKeyAlgorithm(o.keyAlgorithm), now: () => env.now(), logger });
   await writeCryptoRecord(layout, crypto, env.now(), "join").catch((e: Error) => logger.warn("cannot record the crypto provider for 'nodecert status'", { error: e.message }));
   env.stdout.write(`joined as ${identity.nodeName}\n\n` + formatStatusTable(await certificateStatus(layout, env.now())));
 }

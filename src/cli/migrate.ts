@@ -5,7 +5,8 @@ import { existsSync } from "node:fs";
 import { loadYamlConfig } from "../config/load.js";
 import { AgentConfig } from "../config/agent.js";
 import { layoutFor } from "../agent/layout.js";
-import { migrateStateFile, STATE_SCHEMA_VERSION } from "../agent/state.js";
+import { NodeStore } from "../agent/node-store.js";
+import { STATE_SCHEMA_VERSION } from "../agent/state-migrations.js";
 import { serverPaths } from "../server/paths.js";
 
 export interface MigrateOptions {
@@ -17,7 +18,7 @@ export async function migrate(env: CliEnv, o: MigrateOptions): Promise<void> {
   let did = false;
   if (existsSync(o.config)) {
     const layout = layoutFor(loadYamlConfig(AgentConfig, o.config));
-    const applied = await migrateStateFile(layout);
+    const applied = await new NodeStore(layout, { what: "nodecert migrate" }).migrate();
     for (const a of applied) env.stdout.write(`agent state ${layout.stateFile}: ${a}\n`);
     if (!applied.length) env.stdout.write(`agent state ${layout.stateFile}: at schema v${STATE_SCHEMA_VERSION}, nothing to do\n`);
     did = true;

@@ -7,7 +7,7 @@ import { loadYamlConfig } from "../config/load.js";
 import { AgentConfig } from "../config/agent.js";
 import { layoutFor } from "../agent/layout.js";
 import { configuredIdentity } from "../agent/identity.js";
-import { readState } from "../agent/state.js";
+import { NodeStore } from "../agent/node-store.js";
 import { Renewer } from "../agent/renewer.js";
 import { AgentMetrics } from "../agent/metrics.js";
 import type { CliEnv } from "./env.js";
@@ -18,12 +18,15 @@ export function loadAgentConfig(o: { config: string; root?: string }): AgentConf
 
 export async function oneShotRenewer(env: CliEnv, config: AgentConfig): Promise<Renewer> {
   const layout = layoutFor(config);
-  const state = await readState(layout);
+  const logger = createLogger({ component: "renew", stream: env.stderr });
+  const store = new NodeStore(layout, { what: "nodecert renew", logger });
+  const state = await store.read();
   const clock = () => env.now();
   return new Renewer({
     config,
     layout,
-    logger: createLogger({ component: "renew", stream: env.stderr }),
+    store,
+    logger,
     clock,
     random: uniform,
     identity: configuredIdentity({ nodeName: () => config.nodeName ?? state?.nodeName, addresses: () => config.addresses, server: async () => serverFor(config.server ?? state?.server) }),

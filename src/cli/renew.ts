@@ -4,7 +4,7 @@ import { ensureCryptoMode } from "../crypto/fips-exec.js";
 import { controlSocketPath, layoutFor } from "../agent/layout.js";
 import { KINDS, type RenewOutcome } from "../agent/renewer.js";
 import { requestRenewal } from "../agent/http/control.js";
-import { recoverOnStartup } from "../agent/recover.js";
+import { NodeStore } from "../agent/node-store.js";
 import type { CertKind } from "../pki/csr.js";
 import { loadAgentConfig, oneShotRenewer } from "./one-shot.js";
 
@@ -33,6 +33,7 @@ export async function renew(env: CliEnv, which: string, o: RenewOptions): Promis
   const viaAgent = await requestRenewal(controlSocketPath(config, layout), kinds, !!o.force);
   if (viaAgent) return report(env, viaAgent);
   env.stderr.write("no agent is running; renewing one-shot\n");
-  await recoverOnStartup(layout, env.now());
+  // The agent may be starting or stopping (no socket): the store's lock keeps the two apart.
+  await new NodeStore(layout, { what: "nodecert renew" }).recover(env.now());
   report(env, await (await oneShotRenewer(env, config)).renew(kinds, { force: !!o.force }));
 }

@@ -14,7 +14,7 @@ import { ensureCryptoMode, parseFipsMode } from "../crypto/fips-exec.js";
 import { adminRequest } from "./admin-client.js";
 import { onShutdown } from "./common.js";
 import { writeFileAtomic, ensureDir } from "../platform/files.js";
-import { readState } from "../agent/state.js";
+import { NodeStore } from "../agent/node-store.js";
 import { nodeLayout } from "../agent/layout.js";
 import os from "node:os";
 
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   const server = await runServer({ dir: serverDir, listen, logger: createLogger({ component: "server", level: process.env.NODECERT_LOG_LEVEL ?? "warn" }) });
   const layout = nodeLayout(nodeRoot);
   const tokenFile = path.join(base, "join-token");
-  if (!(await readState(layout))) {
+  if (!(await new NodeStore(layout, { what: "npm start" }).read())) {
     const { token } = (await adminRequest(serverDir, "/v1/admin/tokens", { ttlSeconds: 3600, uses: 1, description: "npm start" }, server.url)) as { token: string };
     await writeFileAtomic(tokenFile, token + "\n", 0o600);
   }

@@ -1,6 +1,7 @@
 // `--wait` for long operations (`nodecert rotate`, `nodecert ca rotate`): polls the control plane
 // and shows progress as it changes (a bar redrawn in place on a terminal, one line per change
 // otherwise, for logs and scripts), then ends with an exit code an operator's script can branch on.
+import { systemClock } from "../platform/clock.js";
 import type { CliEnv } from "./env.js";
 
 /** Exit codes of `--wait`: code decides on these, the last line says why. */
@@ -32,7 +33,7 @@ export function progressBar(p: Pick<Progress, "done" | "total">, width = 30): st
 
 /** Polls until the operation ends or the timeout passes; writes progress; returns the outcome (also set as the exit code). */
 export async function waitWithProgress(env: CliEnv, label: string, poll: () => Promise<Progress>, o: WaitOptions): Promise<WaitOutcome> {
-  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => systemClock().setTimeout(r, ms)));
   const tty = (env.stdout as { isTTY?: boolean }).isTTY === true;
   const start = env.now().getTime();
   let last = "";

@@ -1,12 +1,10 @@
 // server.yaml: schema and defaults.
 import * as z from "zod";
 import { durationMs } from "./duration-schema.js";
-import { DEFAULT_POLICY } from "../server/policy.js";
-import { cidrProblem } from "../server/san-policy.js";
+import { POLICY_DEFAULTS as DEFAULT_POLICY, DEFAULT_HTTP_LIMITS, DEFAULT_CHANNEL_LIMITS } from "./server-defaults.js";
+import { cidrProblem } from "./cidr.js";
 import { KEY_ALGORITHMS } from "../pki/key-algorithms.js";
 import { FIPS_MODES } from "../crypto/fips-mode.js";
-import { DEFAULT_HTTP_LIMITS } from "../server/http/limits.js";
-import { DEFAULT_CHANNEL_LIMITS } from "../server/fleet/channel-limits.js";
 
 const duration = durationMs;
 

@@ -9,6 +9,6 @@ export function readYamlFile(file: string | undefined): unknown {
   try {
     return YAML.parse(readFileSync(file, "utf8")) ?? {};
   } catch (e) {
-    throw new Error(`cannot parse ${file}: ${(e as Error).message}`);
+    throw new Error(`cannot parse ${file}: ${(e as Error).message}`, { cause: e });
   }
 }

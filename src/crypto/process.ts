@@ -1,12 +1,24 @@
 // The crypto this process runs on, as the rest of the code needs it: is it FIPS, which TLS
 // suites to offer, which key algorithms may be generated, and the summary sent to the server.
-// The provider is process-wide state (OpenSSL loads it once at startup), so this reads the report
-// ensureCryptoMode left behind; a process that never called it (tests, library use) is treated
-// as FIPS only when OpenSSL itself says so.
+// The provider is process-wide state (OpenSSL loads it once at startup): this module is its one
+// owner. ensureCryptoMode records the report here; a process that never called it (tests,
+// library use) is treated as FIPS only when OpenSSL itself says so.
 import { getFips } from "node:crypto";
-import { currentCryptoReport, cryptoSummary } from "./fips-exec.js";
 import { fipsKeyAlgorithmDecision, tlsCipherOptions } from "./fips-policy.js";
-import type { CryptoSummary } from "../protocol/messages.js";
+import { cryptoSummary, type CryptoReport, type CryptoSummaryFields } from "./report.js";
+
+let current: CryptoReport | undefined;
+
+/** Called by ensureCryptoMode once the process runs on its provider; returns the report. */
+export function recordProcessCrypto(r: CryptoReport): CryptoReport {
+  current = r;
+  return r;
+}
+
+/** The report of the last ensureCryptoMode in this process (for status and metrics). */
+export function currentCryptoReport(): CryptoReport | undefined {
+  return current;
+}
 
 export function processFips(): boolean {
   const r = currentCryptoReport();
@@ -14,7 +26,7 @@ export function processFips(): boolean {
 }
 
 /** What join/renew requests and the channel's hello say about this process's crypto. */
-export function processCryptoSummary(): CryptoSummary {
+export function processCryptoSummary(): CryptoSummaryFields {
   const r = currentCryptoReport();
   if (r) return cryptoSummary(r);
   const fips = getFips() === 1;

@@ -1,5 +1,5 @@
 // Creates CA and leaf certificates. Pure: takes keys, time and randomness, returns PEM.
-import { x509 } from "../crypto/provider.js";
+import { x509 } from "./x509-provider.js";
 import { keyObjectFromSpki, describeKeyObject, signingParams, type KeyAlgorithm, type KeyPair } from "./keys.js";
 import { keyUsageFor } from "./csr.js";
 import { EKU_CLIENT_AUTH, EKU_NODECERT_CONTROL_PLANE, EKU_SERVER_AUTH, normalizeSerial } from "./certificate-info.js";

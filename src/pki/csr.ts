@@ -1,5 +1,5 @@
 // Builds and reads the kubelet's CSRs. Pure: WebCrypto only.
-import { x509 } from "../crypto/provider.js";
+import { x509 } from "./x509-provider.js";
 import { describeKeyObject, keyObjectFromSpki, signingParams, type KeyAlgorithm, type KeyPair } from "./keys.js";
 import { NODE_ORG, nodeCommonName, normalizeIp, splitSans, type SanSet } from "./names.js";
 import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from "./certificate-info.js";
@@ -92,9 +92,9 @@ export async function parseCsr(pem: string): Promise<ParsedCsr> {
   try {
     csr = new x509.Pkcs10CertificateRequest(pem);
   } catch (e) {
-    throw new Error(`CSR is not a valid PKCS#10 request: ${(e as Error).message}`);
+    throw new Error(`CSR is not a valid PKCS#10 request: ${(e as Error).message}`, { cause: e });
   }
-  let signatureValid = false;
+  let signatureValid: boolean;
   try {
     signatureValid = await csr.verify();
   } catch {

@@ -1,6 +1,6 @@
 // Key generation and import for the algorithms nodecert supports. Pure: WebCrypto only.
 import { createPrivateKey, createPublicKey } from "node:crypto";
-import { subtle } from "../crypto/provider.js";
+import { subtle } from "./x509-provider.js";
 import { encodePem, decodePem } from "./pem.js";
 import { describeKeyObject, type KeyAlgorithm } from "./key-algorithms.js";
 

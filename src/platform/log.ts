@@ -3,7 +3,7 @@ import winston from "winston";
 import type { Writable } from "node:stream";
 import { escapeJsonText } from "./text.js";
 
-const TOKEN_RE = /\b[a-z0-9]{6}\.[a-z0-9]{16}\b/g;
+import { TOKEN_IN_TEXT_RE as TOKEN_RE } from "../protocol/token.js";
 const PEM_KEY_RE = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g;
 const BEARER_RE = /(bearer\s+)\S+/gi;
 const SECRET_FIELD = /^(token|secret|password|passphrase|authorization|privatekey|private_key|key|keypem|kek|cakey)$/i;

@@ -6,6 +6,7 @@
 // as a visible escape instead, and a backslash as two, so the output is unambiguous.
 
 // C0 (0x00-0x1f), DEL (0x7f), C1 (0x80-0x9f) and the backslash itself.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\\\u0000-\u001f\u007f-\u009f]/g;
 
 /** `s` with every control character as \xNN (and \ as \\): safe to print in a table or a line. */

@@ -4,6 +4,8 @@ import * as z from "zod";
 import { KEY_ALGORITHMS } from "../pki/key-algorithms.js";
 import { CryptoSummary, IpAddress, printable } from "./messages.js";
 
+/** Where the server accepts the channel (WebSocket upgrade). */
+export const CHANNEL_PATH = "/v1/agents/ws";
 export const CHANNEL_VERSION = 1;
 /** Larger frames close the connection with a policy violation. */
 export const MAX_FRAME_BYTES = 64 * 1024;

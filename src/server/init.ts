@@ -64,7 +64,7 @@ export async function initServer(o: InitOptions): Promise<InitResult> {
       try {
         assertKeyAlgorithmAllowed(key.algorithm ?? key.description);
       } catch (e) {
-        throw new Error(`the provided CA key (${key.description}) cannot be used: ${(e as Error).message}`);
+        throw new Error(`the provided CA key (${key.description}) cannot be used: ${(e as Error).message}`, { cause: e });
       }
     }
   }

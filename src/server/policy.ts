@@ -4,6 +4,7 @@ import type { ParsedCsr } from "../pki/csr.js";
 import { EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from "../pki/certificate-info.js";
 import { dns1123SubdomainProblem, NODE_ORG, nodeCommonName } from "../pki/names.js";
 import type { KeyAlgorithm } from "../pki/key-algorithms.js";
+import { POLICY_DEFAULTS } from "../config/server-defaults.js";
 import type { NodeFacts } from "../protocol/messages.js";
 import { fipsKeyAlgorithmDecision, fipsSignatureHashDecision } from "../crypto/fips-policy.js";
 import { ALWAYS_REFUSED, blockList, describeAllowed, loopbackExempt, OTHER_NODE_RULE, otherNodeReason, sanKey, sanSource, type SanContext, type SanKind, type SanPolicyConfig } from "./san-policy.js";
@@ -24,16 +25,7 @@ export interface PolicyConfig extends SanPolicyConfig {
 /** The only RSA public exponent signed (65537, F4). */
 export const RSA_EXPONENT = 65537n;
 
-export const DEFAULT_POLICY: PolicyConfig = {
-  allowedCidrs: ["0.0.0.0/0", "::/0"],
-  allowedDnsPatterns: ["^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"],
-  minRsaBits: 2048,
-  allowedKeyAlgorithms: ["ECDSA-P256", "ECDSA-P384", "RSA-2048", "RSA-3072", "RSA-4096", "Ed25519"],
-  serviceCidrs: ["10.96.0.0/12"],
-  allowLoopbackSans: false,
-  allowLinkLocalSans: false,
-  nodeGroups: [],
-};
+export const DEFAULT_POLICY: PolicyConfig = POLICY_DEFAULTS;
 
 export interface RequestContext {
   nodeName: string;

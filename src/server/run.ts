@@ -26,6 +26,7 @@ import { CaRotation } from "./fleet/ca-rotation.js";
 import { registerAdminRoutes } from "./http/routes-admin.js";
 import { registerSanRoutes } from "./san-admin.js";
 import { serverSanPolicy } from "./san-registry.js";
+import { toClock, type Timer } from "../platform/clock.js";
 import { DEFAULT_SERVICE_CERT_CHECK_MS, ServiceCertRenewal, type SetTimer } from "./ca/service-cert-renewal.js";
 import { ConnectionCap } from "./http/limits.js";
 import { uniform } from "../platform/random.js";
@@ -120,11 +121,8 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     const tls = await servedTls();
     app?.server && (app.server as unknown as import("node:tls").Server).setSecureContext({ key: tls.keyPem, cert: tls.certPem, ca: authority.trustBundle + authority.intermediates, ...serverTlsOptions(fips) });
   };
-  const setTimer: SetTimer = o.setTimer ?? ((fn, ms) => {
-    const t = setTimeout(fn, ms).unref();
-    return { cancel: () => clearTimeout(t) };
-  });
-  const serviceCerts = new ServiceCertRenewal({ paths, store, authority, logger: o.logger, clock, random, sans: config.sans, reloadTls, setTimer, intervalMs: o.serviceCertCheckMs ?? DEFAULT_SERVICE_CERT_CHECK_MS });
+  // Without an injected setTimer the service-cert checks run on the clock's timers.
+  const serviceCerts = new ServiceCertRenewal({ paths, store, authority, logger: o.logger, clock, random, sans: config.sans, reloadTls, setTimer: o.setTimer, intervalMs: o.serviceCertCheckMs ?? DEFAULT_SERVICE_CERT_CHECK_MS });
   const caRotation = new CaRotation({
     store,
     authority,
@@ -184,20 +182,19 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     await hub.close();
     await store.close();
     const err = e as NodeJS.ErrnoException;
-    if (err.code === "EADDRINUSE") throw new Error(`cannot listen on ${config.listen}: the address is in use; stop the other process or pass --listen`);
+    if (err.code === "EADDRINUSE") throw new Error(`cannot listen on ${config.listen}: the address is in use; stop the other process or pass --listen`, { cause: e });
     throw e;
   }
   if (cluster && caSync) {
     // Fleet work runs on the leader only: it resumes campaigns (and settles what a dead leader left
     // in flight) when elected, and advances CA rotation phases on its tick.
-    let caTick: NodeJS.Timeout | undefined;
+    let caTick: Timer | undefined;
     cluster.onLeadership = (leader) => {
-      clearInterval(caTick);
+      caTick?.cancel();
       if (!leader) return campaigns.stop();
       void campaigns.resume().catch((e) => o.logger.error("could not resume campaigns as the new leader", { error: (e as Error).message }));
       if (config.caRotation.autoAdvance) {
-        caTick = setInterval(() => void caRotation.advance(false).catch((e) => o.logger.error("CA rotation step failed", { error: (e as Error).message })), campaignOptions.tickMs);
-        caTick.unref();
+        caTick = toClock(clock).setInterval(() => void caRotation.advance(false).catch((e) => o.logger.error("CA rotation step failed", { error: (e as Error).message })), campaignOptions.tickMs, { unref: true });
       }
     };
     await caSync.watch((snap) => caRotation.reload(snap.rotation as import("./fleet/ca-rotation.js").CaRotationState | undefined));
@@ -205,10 +202,7 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   } else await campaigns.resume();
   serviceCerts.start();
   // Its own timer: the injected one (tests) drives the service-certificate checks alone.
-  const retentionTimer: SetTimer = (fn, ms) => {
-    const t = setTimeout(fn, ms).unref();
-    return { cancel: () => clearTimeout(t) };
-  };
+  const retentionTimer: SetTimer = (fn, ms) => toClock(clock).setTimeout(fn, ms, { unref: true });
   const retention = new Retention({ store, policy: config.retention, archiveDir: config.retention.auditArchiveDir ?? path.join(paths.dir, "audit-archive"), clock, logger: o.logger, setTimer: retentionTimer });
   if (!cluster) retention.start();
   else {

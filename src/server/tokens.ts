@@ -2,7 +2,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { SanGrant } from "./store/store.js";
 
-export const TOKEN_RE = /^([a-z0-9]{6})\.([a-z0-9]{16})$/;
+import { TOKEN_RE } from "../protocol/token.js";
+export { TOKEN_RE };
 const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 
 export interface ParsedToken {

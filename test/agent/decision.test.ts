@@ -75,4 +75,13 @@ describe("agent/decision: ok, renew or urgent, with a reason", () => {
   it("client certificates are not checked against serving SANs", async () => {
     assert.equal(decide(input(await pair({ kind: "client", sans: [] }), { kind: "client" })).action, "ok");
   });
+  it("a file that cannot be read is coded by why: permission-denied for EACCES/EPERM, unreadable otherwise; never missing", () => {
+    const eacces = decide(input(undefined, { readError: "cannot read x: EACCES: permission denied", readErrno: "EACCES" }));
+    assert.equal(eacces.code, "permission-denied");
+    assert.equal(eacces.action, "urgent");
+    assert.match(eacces.reason, /certificate cannot be read: cannot read x: EACCES/);
+    assert.equal(decide(input(undefined, { readError: "cannot read x: EPERM", readErrno: "EPERM" })).code, "permission-denied");
+    assert.equal(decide(input(undefined, { readError: "cannot read x: EISDIR", readErrno: "EISDIR" })).code, "unreadable");
+    assert.equal(decide(input(undefined, { readError: "cannot read x: EIO" })).code, "unreadable");
+  });
 });

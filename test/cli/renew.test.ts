@@ -10,6 +10,7 @@ import { certificateInfo } from "../../src/pki/certificate-info.js";
 import { cronScheduler, validateSchedule } from "../../src/agent/scheduler.js";
 import { writeFileAtomic } from "../../src/platform/files.js";
 import { BIN, captureLogger, freePort, nodecert, startServer, tempDir, type TestServer } from "../support/helpers.js";
+import { cliInProcess } from "../support/cli.js";
 
 let nodes = 0;
 /** A freshly joined node with a name of its own (one server is shared by these tests). */
@@ -38,11 +39,11 @@ describe("cli: renew, needs-renewal, SIGHUP, schedule", function () {
       const sock = path.join(nodeLayout(root).stateDir, "control.sock");
       assert.equal(statSync(sock).mode & 0o777, 0o600);
       const before = serial(root, "serving");
-      const notDue = await nodecert(["renew", "serving", "--config", configFile]);
+      const notDue = await cliInProcess(["renew", "serving", "--config", configFile]);
       assert.equal(notDue.code, 0, notDue.stderr);
       assert.match(notDue.stdout, /not renewed serving: valid until/);
       assert.doesNotMatch(notDue.stderr, /one-shot/);
-      const forced = await nodecert(["renew", "serving", "--force", "--config", configFile]);
+      const forced = await cliInProcess(["renew", "serving", "--force", "--config", configFile]);
       assert.equal(forced.code, 0, forced.stderr);
       assert.match(forced.stdout, new RegExp(`renewed serving: serial ${serial(root, "serving")}`));
       assert.notEqual(serial(root, "serving"), before);
@@ -55,30 +56,30 @@ describe("cli: renew, needs-renewal, SIGHUP, schedule", function () {
   it("renew runs one-shot when no agent is running", async () => {
     const { root, configFile } = await joinedRoot(server);
     const before = serial(root, "client");
-    const r = await nodecert(["renew", "all", "--force", "--config", configFile]);
+    const r = await cliInProcess(["renew", "all", "--force", "--config", configFile]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /no agent is running; renewing one-shot/);
     assert.match(r.stdout, /renewed client: serial [0-9a-f]+/);
     assert.match(r.stdout, /renewed serving: serial [0-9a-f]+/);
     assert.notEqual(serial(root, "client"), before);
-    const bad = await nodecert(["renew", "kubelet", "--config", configFile]);
+    const bad = await cliInProcess(["renew", "kubelet", "--config", configFile]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /unknown certificate "kubelet": use client, serving or all/);
   });
 
   it("needs-renewal exits 1 when nothing is due, 0 when a renewal is due, 2 when a certificate is missing", async () => {
     const { root, configFile } = await joinedRoot(server);
-    const notDue = await nodecert(["needs-renewal", "--config", configFile]);
+    const notDue = await cliInProcess(["needs-renewal", "--config", configFile]);
     assert.equal(notDue.code, 1, notDue.stdout + notDue.stderr);
     assert.match(notDue.stdout, /client: ok: valid until/);
     const due = path.join(tempDir(), "due.yaml");
     writeFileSync(due, YAML.stringify({ ...YAML.parse(readFileSync(configFile, "utf8")), renewBefore: "400d" }));
-    const r = await nodecert(["needs-renewal", "--config", due]);
+    const r = await cliInProcess(["needs-renewal", "--config", due]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /client: renew: renewal deadline .* reached/);
     const missing = path.join(tempDir(), "missing.yaml");
     writeFileSync(missing, YAML.stringify({ root: path.join(tempDir(), "empty"), hooks: [] }));
-    const m = await nodecert(["needs-renewal", "--config", missing]);
+    const m = await cliInProcess(["needs-renewal", "--config", missing]);
     assert.equal(m.code, 2);
     assert.match(m.stdout, /client: urgent: certificate is missing/);
     assert.ok(root);

@@ -253,6 +253,7 @@ describe("e2e: bad input gets a clear error and changes nothing", function () {
     const evil = https.createServer(tls, (req, res) => {
       let data = "";
       req.on("data", (c) => (data += c));
+      // eslint-disable-next-line @typescript-eslint/no-misused-promises -- a test peer: a rejection here fails the test as an unhandled rejection
       req.on("end", async () => {
         res.setHeader("content-type", "application/json");
         if (req.url === "/v1/ca") return res.end(JSON.stringify({ v: 1, caBundle: real.bundlePem }));

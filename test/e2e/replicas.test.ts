@@ -10,7 +10,7 @@ describe("e2e: agents across control-plane replicas (real etcd cluster)", functi
   this.timeout(180_000);
   let cluster: EtcdCluster | undefined;
   let replicas: TestServer[] = [];
-  let agents: FleetAgent[] = [];
+  const agents: FleetAgent[] = [];
   before(async function () {
     requireEtcd(this);
     cluster = await startEtcdCluster();

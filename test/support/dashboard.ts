@@ -25,7 +25,10 @@ export async function dashboardProcess(server: { dir: string; url: string }, ext
     const t = setTimeout(() => reject(new Error(`nodecert dashboard printed no URL: ${out}`)), 30_000);
     const check = () => {
       const m = /^open: (http:\/\/\S+)$/m.exec(out);
-      if (m) (clearTimeout(t), resolve(m[1]));
+      if (m) {
+        clearTimeout(t);
+        resolve(m[1]);
+      }
     };
     child.stdout!.on("data", check);
     child.on("exit", (c) => (clearTimeout(t), reject(new Error(`nodecert dashboard exited ${c}: ${out}`))));

@@ -29,7 +29,7 @@ export async function adminControlPlane(dir: string, serverUrl?: string): Promis
       const [cert, key, ca] = await Promise.all([fs.readFile(p.adminCert, "utf8"), fs.readFile(p.adminKey, "utf8"), fs.readFile(p.adminCa, "utf8")]);
       return { cert, key, ca, controlPlane: true };
     } catch (e) {
-      throw new Error(`cannot read admin credentials in ${p.adminDir} (${(e as NodeJS.ErrnoException).code}): run the dashboard on the control plane with --dir pointing at the server directory`);
+      throw new Error(`cannot read admin credentials in ${p.adminDir} (${(e as NodeJS.ErrnoException).code}): run the dashboard on the control plane with --dir pointing at the server directory`, { cause: e });
     }
   };
   await credentials(); // fail at start, not at the first page load
@@ -38,7 +38,7 @@ export async function adminControlPlane(dir: string, serverUrl?: string): Promis
     try {
       url = (await fs.readFile(p.adminServerUrl, "utf8")).trim();
     } catch (e) {
-      throw new Error(`cannot read the control plane URL from ${p.adminServerUrl} (${(e as NodeJS.ErrnoException).code}): pass --server https://host:port`);
+      throw new Error(`cannot read the control plane URL from ${p.adminServerUrl} (${(e as NodeJS.ErrnoException).code}): pass --server https://host:port`, { cause: e });
     }
   }
   const base = url;

@@ -15,6 +15,7 @@ import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ControlPlane } from "./control-plane.js";
+import { systemClock } from "../../platform/clock.js";
 
 export const SESSION_COOKIE = "nodecert-dashboard";
 export const CSRF_HEADER = "x-nodecert-csrf";
@@ -118,7 +119,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   const runToken = token();
   const oneTime = new Set<string>();
   const sessions = new Map<string, Session>();
-  const every = o.every ?? ((ms, fn) => { const t = setInterval(fn, ms); t.unref(); return { cancel: () => clearInterval(t) }; });
+  const every = o.every ?? ((ms, fn) => systemClock().setInterval(fn, ms, { unref: true }));
   const onError = o.onError ?? (() => {});
 
   // --- live updates: while a page listens, each topic is read on its interval; a change is announced.

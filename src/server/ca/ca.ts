@@ -27,7 +27,7 @@ export async function readKek(paths: ServerPaths): Promise<Buffer> {
   try {
     return await fs.readFile(paths.kek);
   } catch (e) {
-    throw new Error(`cannot read the key-encryption key at ${paths.kek} (${(e as NodeJS.ErrnoException).code}): it was created by 'nodecert server init'; restore it or pass it with systemd LoadCredential=kek:...`);
+    throw new Error(`cannot read the key-encryption key at ${paths.kek} (${(e as NodeJS.ErrnoException).code}): it was created by 'nodecert server init'; restore it or pass it with systemd LoadCredential=kek:...`, { cause: e });
   }
 }
 

@@ -9,6 +9,8 @@ import type { ServerPaths } from "../paths.js";
 import type { Store } from "../store/store.js";
 import { decideServiceCert, leafSerial } from "./service-cert-decision.js";
 import { issueServiceCert, serviceCerts, type ServiceCert } from "./service-certs.js";
+import { toClock, type ClockLike } from "../../platform/clock.js";
+import { SerialQueue } from "../../platform/serial-queue.js";
 
 export const DEFAULT_SERVICE_CERT_CHECK_MS = 3_600_000;
 
@@ -19,13 +21,14 @@ export interface ServiceCertRenewalDeps {
   store: Store;
   authority: Authority;
   logger: Logger;
-  clock: () => Date;
+  clock: ClockLike;
   random: RandomBytes;
   /** server.yaml `sans`: the names the TLS certificate must carry. */
   sans: string[];
   /** Re-applies the TLS identity to the listening server (a no-op before it listens). */
   reloadTls: () => Promise<void>;
-  setTimer: SetTimer;
+  /** Defaults to the clock's timers. */
+  setTimer?: SetTimer;
   intervalMs: number;
 }
 
@@ -39,7 +42,7 @@ export interface ServiceCertOutcome {
 }
 
 export class ServiceCertRenewal {
-  private busy: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private timer?: { cancel(): void };
   private stopped = false;
 
@@ -50,15 +53,14 @@ export class ServiceCertRenewal {
    * may ask at once; both write the same files). Rejects when a re-issue failed, after trying both.
    */
   check(trigger: string): Promise<ServiceCertOutcome[]> {
-    const run = this.busy.catch(() => undefined).then(() => this.checkNow(trigger));
-    this.busy = run.catch(() => undefined);
-    return run;
+    return this.queue.run(() => this.checkNow(trigger));
   }
 
   /** Checks every `intervalMs` until stop(). */
   start(): void {
     if (this.stopped || this.timer) return;
-    this.timer = this.d.setTimer(() => {
+    const setTimer: SetTimer = this.d.setTimer ?? ((fn, ms) => toClock(this.d.clock).setTimeout(fn, ms, { unref: true }));
+    this.timer = setTimer(() => {
       this.timer = undefined;
       // Failures were logged per certificate by check(); the next round retries them.
       void this.check("periodic check").catch(() => undefined).finally(() => this.start());
@@ -73,7 +75,7 @@ export class ServiceCertRenewal {
 
   /** Resolves once no check is running. */
   async idle(): Promise<void> {
-    await this.busy;
+    await this.queue.idle();
   }
 
   private async checkNow(trigger: string): Promise<ServiceCertOutcome[]> {
@@ -119,6 +121,6 @@ async function readIfExists(file: string): Promise<string | undefined> {
     return await fs.readFile(file, "utf8");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new Error(`cannot read ${file} (${(e as NodeJS.ErrnoException).code}): fix its ownership or permissions; the server runs as the user that ran 'nodecert server init'`);
+    throw new Error(`cannot read ${file} (${(e as NodeJS.ErrnoException).code}): fix its ownership or permissions; the server runs as the user that ran 'nodecert server init'`, { cause: e });
   }
 }

@@ -18,6 +18,8 @@ import type { Store } from "../store/store.js";
 import type { Hub } from "./hub.js";
 import type { Campaigns } from "./campaigns.js";
 import { writeFileAtomic } from "../../platform/files.js";
+import type { ClockLike } from "../../platform/clock.js";
+import { SerialQueue } from "../../platform/serial-queue.js";
 
 export type CaPhase = "prepare" | "switch" | "finishing" | "done";
 
@@ -70,7 +72,7 @@ export interface CaRotationDeps {
   campaigns: Campaigns;
   paths: ServerPaths;
   logger: Logger;
-  clock: () => Date;
+  clock: ClockLike;
   random: RandomBytes;
   /** Re-applies the server's TLS identity and client-CA list (hot, no restart). */
   reloadTls: () => Promise<void>;
@@ -90,7 +92,7 @@ export interface CaRotationDeps {
 }
 
 export class CaRotation {
-  private busy: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(private readonly d: CaRotationDeps) {
     const nudge = () => {
@@ -107,9 +109,7 @@ export class CaRotation {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.busy.catch(() => undefined).then(fn);
-    this.busy = run.catch(() => undefined);
-    return run;
+    return this.queue.run(fn);
   }
 
   async state(): Promise<CaRotationState | undefined> {

@@ -9,6 +9,8 @@ import type { KeyAlgorithm } from "../../pki/key-algorithms.js";
 import type { CampaignNodeRecord, CampaignRecord, Store } from "../store/store.js";
 import type { FleetHub } from "./replicas.js";
 import { backoffDelay } from "../../platform/backoff.js";
+import { toClock, type Clock, type ClockLike, type Timer } from "../../platform/clock.js";
+import { SerialQueue } from "../../platform/serial-queue.js";
 
 export interface CampaignOptions {
   /** How long a node may take to ack a rotate command. */
@@ -44,8 +46,9 @@ export interface CampaignStatus {
 }
 
 export class Campaigns {
-  private pumping: Promise<void> = Promise.resolve();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly queue: SerialQueue;
+  private readonly clock: Clock;
+  private timer: Timer | undefined;
   /** Highest number of nodes seen in flight at once, per campaign (observability, tests). */
   readonly maxObservedInFlight = new Map<string, number>();
   /** Called when a campaign finishes (CA rotation waits on its re-issue campaign). */
@@ -56,13 +59,15 @@ export class Campaigns {
       store: Store;
       hub: FleetHub;
       logger: Logger;
-      clock: () => Date;
+      clock: ClockLike;
       options: CampaignOptions;
       /** Uniform in [0, 1): retry jitter. */ random?: () => number;
       /** Replicas: only the leader runs campaigns (default: this server always does). */
       isLeader?: () => boolean;
     },
   ) {
+    this.clock = toClock(d.clock);
+    this.queue = new SerialQueue((e) => this.d.logger.error("campaign step failed", { error: (e as Error).message }));
     d.hub.on("connect", () => void this.pump());
     d.hub.on("disconnect", (node) => void this.serial(() => this.onDisconnect(node)));
     d.hub.on("ack", (node, ack) => void this.serial(() => this.onAck(node, ack)).then(() => this.pump()));
@@ -89,9 +94,8 @@ export class Campaigns {
         this.d.logger.info("resuming rotation campaign", { campaign: c.id });
       }
     });
-    clearInterval(this.timer);
-    this.timer = setInterval(() => void this.pump(), this.d.options.tickMs);
-    this.timer.unref();
+    this.timer?.cancel();
+    this.timer = this.clock.setInterval(() => void this.pump(), this.d.options.tickMs, { unref: true });
     await this.pump();
   }
 
@@ -121,7 +125,7 @@ export class Campaigns {
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
   }
 
@@ -167,12 +171,7 @@ export class Campaigns {
 
   /** Runs `fn` after every earlier state change, so decisions never interleave. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.pumping.catch(() => undefined).then(fn);
-    this.pumping = run.then(
-      () => undefined,
-      (e) => void this.d.logger.error("campaign step failed", { error: (e as Error).message }),
-    );
-    return run;
+    return this.queue.run(fn);
   }
 
   pump(): Promise<void> {

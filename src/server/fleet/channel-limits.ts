@@ -2,16 +2,8 @@
 // renewal and an ack per command: a handful of messages a minute. Twenty thousand hellos from one
 // node used to queue 20,000 trust-bundle pushes and as many SQLite writes.
 
-export interface ChannelLimits {
-  /** Sustained messages per second per connection. */
-  messageRate: number;
-  /** Messages a connection may send at once before the rate applies. */
-  messageBurst: number;
-  /** Bytes queued for a peer that does not read, before it is disconnected. */
-  maxBufferedBytes: number;
-}
-
-export const DEFAULT_CHANNEL_LIMITS: ChannelLimits = { messageRate: 10, messageBurst: 50, maxBufferedBytes: 1024 * 1024 };
+// The limits' shape and defaults are configuration (server.yaml `channel`): defined in config/.
+export { DEFAULT_CHANNEL_LIMITS, type ChannelLimits } from "../../config/server-defaults.js";
 
 /** A token bucket on an injected clock: `take()` is false once the burst is spent faster than the rate refills it. */
 export class TokenBucket {

@@ -12,8 +12,10 @@ import type { Store, NodeReport } from "../store/store.js";
 import type { Authority } from "../ca/authority.js";
 import { authenticateNode, nodeStanding } from "../node-auth.js";
 import { DEFAULT_CHANNEL_LIMITS, TokenBucket, type ChannelLimits } from "./channel-limits.js";
+import { toClock, type Clock, type ClockLike, type Timer } from "../../platform/clock.js";
 
-export const CHANNEL_PATH = "/v1/agents/ws";
+import { CHANNEL_PATH } from "../../protocol/channel.js";
+export { CHANNEL_PATH };
 
 /** Frames a peer may still send after we closed its channel before it is dropped. */
 const MAX_FRAMES_AFTER_CLOSE = 64;
@@ -41,7 +43,7 @@ export interface HubDeps {
   store: Store;
   authority: Authority;
   logger: Logger;
-  clock: () => Date;
+  clock: ClockLike;
   heartbeatMs: number;
   /** Rate limit and back-pressure bound per connection (default DEFAULT_CHANNEL_LIMITS). */
   limits?: ChannelLimits;
@@ -63,7 +65,8 @@ export class Hub extends EventEmitter<HubEvents> {
   /** Commands sent and not yet acknowledged: id → the connection it went out on. An ack comes back
    * on that connection or never, so a closed connection takes its entries with it. */
   private readonly sent = new Map<string, Conn>();
-  private heartbeat: NodeJS.Timeout | undefined;
+  private heartbeat: Timer | undefined;
+  private readonly clock: Clock;
   private readonly limits: ChannelLimits;
   /** Policy violations closed, by a short code (tests, metrics). */
   readonly violations = new Map<string, number>();
@@ -71,6 +74,7 @@ export class Hub extends EventEmitter<HubEvents> {
   constructor(private readonly d: HubDeps) {
     super();
     this.limits = d.limits ?? DEFAULT_CHANNEL_LIMITS;
+    this.clock = toClock(d.clock);
   }
 
   attach(server: Server): void {
@@ -80,8 +84,7 @@ export class Hub extends EventEmitter<HubEvents> {
         socket.destroy();
       });
     });
-    this.heartbeat = setInterval(() => this.beat(), this.d.heartbeatMs);
-    this.heartbeat.unref();
+    this.heartbeat = this.clock.setInterval(() => this.beat(), this.d.heartbeatMs, { unref: true });
   }
 
   connected(node: string): boolean {
@@ -151,7 +154,7 @@ export class Hub extends EventEmitter<HubEvents> {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.heartbeat);
+    this.heartbeat?.cancel();
     for (const c of this.conns.values()) c.ws.terminate();
     this.conns.clear();
     await new Promise<void>((r) => this.wss.close(() => r()));
@@ -313,6 +316,6 @@ export class Hub extends EventEmitter<HubEvents> {
 
   /** Tells a node it is evicted and closes its channel. */
   evict(node: string, reason: string): void {
-    if (this.send(node, { type: "evict", reason })) setTimeout(() => this.disconnect(node, CLOSE_EVICTED, "evicted"), 50).unref();
+    if (this.send(node, { type: "evict", reason })) this.clock.setTimeout(() => this.disconnect(node, CLOSE_EVICTED, "evicted"), 50, { unref: true });
   }
 }

@@ -7,26 +7,9 @@ import type { Socket } from "node:net";
 import type { Logger } from "../../platform/log.js";
 import { sourceKey } from "../source-key.js";
 
-export interface HttpLimits {
-  /** TLS handshake plus request headers must arrive within this. */
-  headersTimeout: number;
-  /** The whole request (headers and body) must arrive within this; also the socket inactivity limit. */
-  requestTimeout: number;
-  /** A keep-alive connection with no request in flight is closed after this. */
-  idleTimeout: number;
-  /** Connections one source may hold open that are not (yet) an authenticated fleet channel. */
-  maxConnectionsPerSource: number;
-  /** IPv6 sources are keyed by this prefix length (one host usually owns a /64). */
-  ipv6SourcePrefix: number;
-}
-
-export const DEFAULT_HTTP_LIMITS: HttpLimits = {
-  headersTimeout: 10_000,
-  requestTimeout: 30_000,
-  idleTimeout: 5_000,
-  maxConnectionsPerSource: 256,
-  ipv6SourcePrefix: 64,
-};
+// The limits' shape and defaults are configuration (server.yaml `limits`): defined in config/.
+import type { HttpLimits } from "../../config/server-defaults.js";
+export { DEFAULT_HTTP_LIMITS, type HttpLimits } from "../../config/server-defaults.js";
 
 /** Options for Fastify's constructor and its https server. */
 export function fastifyTimeoutOptions(l: HttpLimits) {

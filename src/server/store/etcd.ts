@@ -203,7 +203,7 @@ export class EtcdStore implements Store, ReadinessSource {
         try {
           return readFileSync(f);
         } catch (e) {
-          throw new Error(`cannot read store.tls.${what} (${f}): ${(e as NodeJS.ErrnoException).code}; point it at the PEM file etcd's client TLS needs`);
+          throw new Error(`cannot read store.tls.${what} (${f}): ${(e as NodeJS.ErrnoException).code}; point it at the PEM file etcd's client TLS needs`, { cause: e });
         }
       };
       opts.credentials = { rootCertificate: read("ca", o.tls.ca), certChain: o.tls.cert ? read("cert", o.tls.cert) : undefined, privateKey: o.tls.key ? read("key", o.tls.key) : undefined };

@@ -134,7 +134,10 @@ export function fleetPage(): Page {
             tabindex: 0,
             onclick: () => sortBy(c.key),
             onkeydown: (e: Event) => {
-              if ((e as KeyboardEvent).key === "Enter" || (e as KeyboardEvent).key === " ") (e.preventDefault(), sortBy(c.key));
+              if ((e as KeyboardEvent).key === "Enter" || (e as KeyboardEvent).key === " ") {
+                e.preventDefault();
+                sortBy(c.key);
+              }
             },
           }, c.title),
         ),

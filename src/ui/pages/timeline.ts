@@ -25,7 +25,12 @@ export function timelinePage(): Page {
     const hi = Math.max(now + DANGER_MS * 2, ...times);
     const step = Math.max(60_000, Math.ceil((hi - lo) / BUCKETS));
     const xs: number[] = [], expiring: number[] = [], opening: number[] = [], failing: number[] = [];
-    for (let t = lo; t <= hi + step; t += step) (xs.push(t / 1000), expiring.push(0), opening.push(0), failing.push(0));
+    for (let t = lo; t <= hi + step; t += step) {
+      xs.push(t / 1000);
+      expiring.push(0);
+      opening.push(0);
+      failing.push(0);
+    }
     const bucket = (t: number) => Math.min(xs.length - 1, Math.floor((t - lo) / step));
     for (const x of certs) {
       if (x.node.failing) failing[bucket(x.exp)]++;
