@@ -76,6 +76,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   if (state?.certificates.client) resolveJoined(state);
 
   const metrics = new AgentMetrics(clock);
+  metrics.setDangerWindow(config.dangerWindow);
   if (d.cryptoReport) {
     metrics.setCrypto(d.cryptoReport);
     await writeCryptoRecord(layout, d.cryptoReport, clock()).catch((e: Error) => log.warn("cannot record the crypto provider for 'nodecert status'", { error: e.message }));
@@ -230,6 +231,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       const rescheduled = next.schedule !== config.schedule;
       config = { ...next, root: config.root, ...Object.fromEntries(RESTART_ONLY.map((k) => [k, config[k]])) };
       renewer.updateConfig(config);
+      metrics.setDangerWindow(config.dangerWindow);
       if (rescheduled) {
         job.stop();
         job = scheduler(config.schedule, runCheck);

@@ -3,6 +3,7 @@
 // prom-client's business. Loaded lazily by AgentMetrics.render().
 import { Counter, Gauge, Registry } from "prom-client";
 import type { AgentMetrics, RenderedMetrics } from "./metrics.js";
+import { kubeletNamed } from "./metrics-kubelet.js";
 
 export function promRenderer(m: AgentMetrics): () => Promise<RenderedMetrics> {
   const v = m.values;
@@ -99,5 +100,14 @@ export function promRenderer(m: AgentMetrics): () => Promise<RenderedMetrics> {
       if (v.crypto) this.set(v.crypto.selfTestPassed ? 1 : 0);
     },
   });
+  new Gauge({
+    name: "nodecert_danger_window_seconds",
+    help: "The configured danger window: a certificate whose TTL falls below it while renewals fail makes the agent not ready",
+    registers,
+    collect() {
+      if (v.dangerWindowMs !== undefined) this.set(s(v.dangerWindowMs));
+    },
+  });
+  kubeletNamed(m, registers);
   return async () => ({ contentType: registry.contentType, body: await registry.metrics() });
 }

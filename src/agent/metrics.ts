@@ -17,6 +17,8 @@ export interface MetricValues {
   renewalErrors: number;
   hookFailures: Map<string, number>;
   ready: boolean;
+  /** agent.yaml's dangerWindow, ms: alerts compare the TTL with it. */
+  dangerWindowMs?: number;
   crypto?: { provider: string; mode: string; fips: boolean; selfTestPassed: boolean };
 }
 
@@ -52,6 +54,10 @@ export class AgentMetrics {
 
   hookFailed(hook: string): void {
     this.values.hookFailures.set(hook, (this.values.hookFailures.get(hook) ?? 0) + 1);
+  }
+
+  setDangerWindow(ms: number): void {
+    this.values.dangerWindowMs = ms;
   }
 
   setReady(ready: boolean): void {

@@ -23,6 +23,9 @@ import { serverSanPolicy } from "./san-registry.js";
 import { DEFAULT_SERVICE_CERT_CHECK_MS, ServiceCertRenewal, type SetTimer } from "./ca/service-cert-renewal.js";
 import { ConnectionCap } from "./http/limits.js";
 import { uniform } from "../platform/random.js";
+import { ServerMetrics } from "./metrics/server-metrics.js";
+import { observedStore } from "./metrics/observed-store.js";
+import { startMetricsListener, type MetricsListener } from "./metrics/http.js";
 
 export interface RunOptions {
   dir: string;
@@ -59,6 +62,9 @@ export interface RunningServer {
   caRotation: CaRotation;
   /** Keeps the server's TLS and admin certificates valid (checked at start and on a timer). */
   serviceCerts: ServiceCertRenewal;
+  metrics: ServerMetrics;
+  /** The port of the /metrics listener (undefined when metrics are off or could not listen). */
+  metricsPort: number | undefined;
   close(): Promise<void>;
 }
 
@@ -71,7 +77,11 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   if (config.requireFipsNodes && !fips) o.logger.warn("requireFipsNodes is set but this server does not run on the FIPS provider; set fips: on so the control plane is FIPS too");
   const authority = new Authority(await loadCa(paths));
   const sanPolicy = { ...config.policy, ...serverSanPolicy(config) };
-  const store = new SqliteStore(paths.db);
+  const rawStore = new SqliteStore(paths.db);
+  const metrics = new ServerMetrics();
+  // Everything the server does goes through the observed store, so issuance, denials, token
+  // failures and store latency are counted in one place.
+  const store: Store = observedStore(rawStore, metrics);
   // What the server presents: its certificate file, then (once a rotation's new CA signs) the
   // cross-certificate that lets nodes anchored in the old CA verify it.
   const servedTls = async () => ({ certPem: (await fs.readFile(paths.tlsCert, "utf8")) + authority.tlsChainExtra, keyPem: await fs.readFile(paths.tlsKey, "utf8") });
@@ -151,6 +161,16 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   }
   await campaigns.resume();
   serviceCerts.start();
+  metrics.attach({ store: rawStore, connectedNodes: () => hub.connectedNodes(), caRotation, trustBundle: () => authority.trustBundle, intermediates: () => authority.intermediates });
+  let metricsListener: MetricsListener | undefined;
+  if (config.metrics.enabled) {
+    // Metrics are for people watching: an address in use is a warning, never a control plane down.
+    metricsListener = await startMetricsListener(config.metrics.listen, () => metrics.render()).catch((e: Error) => {
+      o.logger.warn("cannot serve /metrics; the control plane runs without it", { listen: config.metrics.listen, error: e.message });
+      return undefined;
+    });
+    if (metricsListener) o.logger.info("metrics listening", { listen: config.metrics.listen.replace(/:\d+$/, `:${metricsListener.port}`), path: "/metrics" });
+  }
   const addr = app.server.address();
   const boundPort = typeof addr === "object" && addr ? addr.port : port;
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
@@ -172,7 +192,10 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     campaigns,
     caRotation,
     serviceCerts,
+    metrics,
+    metricsPort: metricsListener?.port,
     async close() {
+      await metricsListener?.close();
       serviceCerts.stop();
       campaigns.stop();
       await hub.close();
