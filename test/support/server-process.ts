@@ -56,8 +56,8 @@ export async function serverProcess(o: { config?: Record<string, unknown>; prlim
     pid: () => child?.pid ?? 0,
     logs: () => out,
     metricsUrl: () => {
-      const all = [...out.matchAll(/"metrics listening".*?"listen":"([^"]+)"/g)];
-      return all.length ? `http://${all[all.length - 1][1]}/metrics` : undefined;
+      const lines = out.split("\n").filter((l) => l.includes('"message":"metrics listening"'));
+      return lines.length ? `http://${(JSON.parse(lines[lines.length - 1]) as { listen: string }).listen}/metrics` : undefined;
     },
     async start() {
       const args = ["server", "run", "--dir", dir];

@@ -3,7 +3,7 @@
 // agents, rotation campaigns, the CA rotation and the CAs' expiry. Node names appear only in
 // nodecert_agent_connected (one series per known node, as kube-state-metrics does per node).
 import { X509Certificate } from "node:crypto";
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { splitCertificates } from "../../pki/pem.js";
 import type { AuditEvent, Store } from "../store/store.js";
 import type { StoreObserver } from "./observed-store.js";
@@ -30,7 +30,6 @@ export class ServerMetrics implements StoreObserver {
 
   constructor() {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: "nodecert_server_" });
     this.issuedTotal = new Counter({ name: "nodecert_certificates_issued_total", help: "Certificates signed, by kind (client, serving, server, admin)", labelNames: ["kind"], registers });
     this.deniedTotal = new Counter({ name: "nodecert_requests_denied_total", help: "Join and renewal requests denied, by request kind and the policy rule that denied them", labelNames: ["kind", "rule"], registers });
     this.tokenFailures = new Counter({ name: "nodecert_token_failures_total", help: "Bootstrap tokens refused, by reason code (unknown, expired, used, bad secret, ...)", labelNames: ["code"], registers });
