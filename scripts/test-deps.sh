@@ -2,7 +2,7 @@
 # Installs what the test suite's real peers need (openssl, kubectl, sqlite3, systemd-analyze and
 # systemd-notify from the systemd package, python3 to receive sd_notify datagrams; unshare, setpriv
 # and prlimit from util-linux, ps and pgrep from procps and curl for the privilege, limit and
-# systemd-in-a-namespace tests). With CI=true a dependency
+# systemd-in-a-namespace tests; promtool from prometheus for metrics and alert rules). With CI=true a dependency
 # that cannot be installed fails the run; elsewhere tests that need it skip with a message.
 set -u
 need=()
@@ -14,6 +14,8 @@ command -v python3 >/dev/null || need+=(python3)
 { command -v unshare && command -v setpriv && command -v prlimit; } >/dev/null || need+=(util-linux)
 { command -v ps && command -v pgrep; } >/dev/null || need+=(procps)
 command -v curl >/dev/null || need+=(curl)
+# promtool (Debian's prometheus package) checks /metrics expositions and deploy/prometheus rules.
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "test-deps: installing ${need[*]}" >&2
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -30,6 +32,7 @@ for t in "${need[@]}"; do
   [ "$t" = systemd ] && tool=systemd-analyze
   [ "$t" = util-linux ] && tool=unshare
   [ "$t" = procps ] && tool=pgrep
+  [ "$t" = prometheus ] && tool=promtool
   if ! command -v "$tool" >/dev/null; then
     if [ "${CI:-}" = true ]; then echo "test-deps: $t is required in CI and could not be installed" >&2; exit 1; fi
     echo "test-deps: $t is missing; tests that need it will be skipped" >&2

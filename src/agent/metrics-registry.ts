@@ -4,6 +4,7 @@
 import { Counter, Gauge, Registry } from "prom-client";
 import type { AgentMetrics, RenderedMetrics } from "./metrics.js";
 import { kubeletNamed } from "./metrics-kubelet.js";
+import { kubeletApplyMetrics } from "./kubelet-apply-metrics.js";
 
 export function promRenderer(m: AgentMetrics): () => Promise<RenderedMetrics> {
   const v = m.values;
@@ -109,5 +110,6 @@ export function promRenderer(m: AgentMetrics): () => Promise<RenderedMetrics> {
     },
   });
   kubeletNamed(m, registers);
+  kubeletApplyMetrics(m, registers);
   return async () => ({ contentType: registry.contentType, body: await registry.metrics() });
 }
