@@ -23,6 +23,7 @@ import type { MigrateOptions } from "./migrate.js";
 import type { ConfigureOptions } from "./configure.js";
 import type { NodeSansOptions } from "./node-sans.js";
 import type { AuditCliOptions } from "./audit.js";
+import type { KubeletConfigureOptions } from "./kubelet-configure.js";
 
 const DEFAULT_AGENT_CONFIG = "/etc/nodecert/agent.yaml";
 
@@ -128,6 +129,16 @@ export function buildProgram(env: CliEnv): Command {
     .option("--address <ip-or-name...>", "addresses and names the serving certificate must cover (default: addresses.only in the agent configuration)")
     .option("--strict", "exit 1 on WARN too")
     .action(async (o: AuditCliOptions) => (await import("./audit.js")).audit(env, o));
+
+  const kubelet = program.command("kubelet").description("the kubelet's own configuration");
+  kubelet
+    .command("configure")
+    .description("show (dry run) or --write what the kubelet's config.yaml must change for nodecert to manage its certificates (tlsCertFile/tlsPrivateKeyFile, serverTLSBootstrap, rotateCertificates, clientCAFile)")
+    .option("--root <dir>", "the node's filesystem root", "/")
+    .option("--kubelet-config <file>", "the kubelet's --config file, as the node sees it", "/var/lib/kubelet/config.yaml")
+    .option("--write", "apply the change atomically, keeping a backup beside the file")
+    .option("--check", "dry run that exits 1 when something must change")
+    .action(async (o: KubeletConfigureOptions) => (await import("./kubelet-configure.js")).kubeletConfigure(env, o));
 
   // --- fleet (admin, mTLS) -------------------------------------------------------------------
   adminOptions(program.command("nodes").description("every node the control plane knows: connected, last seen, certificates, agent, FIPS"))
