@@ -3,8 +3,8 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { AgentMetrics } from "./metrics.js";
 
-export const APPLY_OUTCOMES = ["verified", "verified-after-restart", "stale", "unreachable", "not-observable"] as const;
-export type ApplyOutcome = (typeof APPLY_OUTCOMES)[number];
+import { APPLY_OUTCOMES } from "./kubelet-apply-record.js";
+export type { ApplyOutcome } from "./kubelet-apply-record.js";
 
 export function kubeletApplyMetrics(m: AgentMetrics, registers: Registry[]): void {
   const v = m.values;

@@ -10,6 +10,7 @@ import { readCurrentOutcome } from "./install.js";
 import { readLastError, readState } from "./state.js";
 import { escapeTerminal } from "../platform/text.js";
 import type { CryptoRecord } from "./crypto-record.js";
+import { readApplyRecord } from "./kubelet-apply-record.js";
 
 export interface StatusRow {
   certificate: string;
@@ -24,11 +25,14 @@ export interface StatusRow {
   nextRenewal?: string;
   lastError?: string;
   evicted?: string;
+  /** Verified apply's outcome for this certificate (agent.yaml kubelet:), when it ran for this serial. */
+  kubelet?: string;
 }
 
 export async function certificateStatus(layout: NodeLayout, now: Date): Promise<StatusRow[]> {
   const rows: StatusRow[] = [];
   const state = await readState(layout).catch(() => undefined);
+  const applied = await readApplyRecord(layout);
   for (const [name, kind] of [
     ["kubelet-client", "client"],
     ["kubelet-server", "serving"],
@@ -47,6 +51,8 @@ export async function certificateStatus(layout: NodeLayout, now: Date): Promise<
     const row = rowFor(name, path, text, now, true);
     const rec = state?.certificates[kind];
     if (rec?.renewAt && rec.serial === row.serial) row.nextRenewal = rec.renewAt;
+    const seen = applied?.[kind];
+    if (seen) row.kubelet = seen.serial === row.serial ? seen.outcome : "pending";
     if (state?.evicted) row.evicted = `${state.evicted.at}: ${state.evicted.reason} (to re-join: 'nodecert token create --node ${state.nodeName}' on the control plane, then 'nodecert join' here)`;
     rows.push(row);
   }
@@ -94,7 +100,7 @@ export function statusHealthy(rows: StatusRow[]): boolean {
 }
 
 export function formatStatusTable(rows: StatusRow[]): string {
-  const header = ["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "ISSUER", "KEY", "SERIAL", "NEXT RENEWAL", "STATE"];
+  const header = ["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "ISSUER", "KEY", "SERIAL", "NEXT RENEWAL", "KUBELET", "STATE"];
   const when = (iso?: string) => (iso ? iso.replace("T", " ").replace(/\.\d+Z$/, " UTC") : "");
   const body = rows.map((r) => [
     r.certificate,
@@ -104,6 +110,7 @@ export function formatStatusTable(rows: StatusRow[]): string {
     r.key ?? "",
     r.serial ?? "",
     when(r.nextRenewal),
+    r.kubelet ?? "",
     r.problem ? `${r.state}: ${r.problem}` : r.state,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
