@@ -22,12 +22,15 @@ export async function serverRun(env: CliEnv, o: ServerRunOptions): Promise<void>
   const crypto = await ensureCryptoMode(config.fips, { providerDir: config.fipsProviderDir });
   const logger = createLogger({ component: "server", stream: env.stdout });
   logger.info("crypto provider", cryptoReportFields(crypto));
-  const { runServer } = await import("../server/run.js");
-  const s = await runServer({ dir: o.dir, listen: o.listen, logger });
+  // Signals are handled before the server starts: runServer logs "listening" as soon as it
+  // listens, and whoever waits for that line may send SIGTERM before runServer returns.
+  const starting = import("../server/run.js").then(({ runServer }) => runServer({ dir: o.dir, listen: o.listen, logger }));
   onShutdown(logger, async () => {
     await reportToSystemd(logger, { stopping: true, status: "stopping" });
-    await s.close();
+    const started = await starting.catch(() => undefined);
+    await started?.close();
   });
+  const s = await starting;
   // The unit is Type=notify: without READY=1 systemd kills the server at TimeoutStartSec and
   // restarts it, forever. Sent only now that it listens (CA, keys and database loaded).
   await reportToSystemd(logger, { ready: true, status: await statusLine(s) });
