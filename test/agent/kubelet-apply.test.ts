@@ -18,7 +18,8 @@ import { certificateInfo } from "../../src/pki/certificate-info.js";
 import { writeFileAtomic } from "../../src/platform/files.js";
 import { FakeClock, captureLogger, freePort, nodecert, requireTool, run, startServer, tempDir, type TestServer } from "../support/helpers.js";
 import { until } from "../support/fleet.js";
-import { sample } from "../support/promtool.js";
+import { checkMetrics, sample } from "../support/promtool.js";
+import { KUBELET_COUNTERS_WITHOUT_TOTAL } from "../../src/agent/metrics-kubelet.js";
 
 /** The serial `openssl s_client` reads from the endpoint. */
 async function servedSerial(port: number): Promise<string> {
@@ -204,6 +205,11 @@ describe("verified apply: the agent proves the kubelet serves the certificate it
     const m = await (await fetch(`http://127.0.0.1:${a.agent.healthPort}/metrics`)).text();
     assert.equal(sample(m, 'nodecert_kubelet_apply_outcome{kind="serving",outcome="verified-after-restart"}'), 1);
     assert.equal(sample(m, 'nodecert_kubelet_restarts_total{kind="serving"}'), 1);
+    if (process.env.CI === "true" || (await run("sh", ["-c", "command -v promtool"])).code === 0) {
+      const check = await checkMetrics(m);
+      assert.deepEqual(check.problems.filter((p) => !KUBELET_COUNTERS_WITHOUT_TOTAL.some((k) => p.startsWith(`${k} `))), [], check.output);
+      assert.ok(check.code === 0 || check.code === 3, check.output);
+    }
   });
 
   it("when the restart does not help either, the outcome is stale after a second wait, with one restart only", async () => {
