@@ -8,6 +8,8 @@ import { controlSocketPath, layoutFor, type NodeLayout } from "./layout.js";
 import { configuredIdentity, type HostFacts, type Identity } from "./identity.js";
 import { readState, type AgentState } from "./state.js";
 import { recoverOnStartup } from "./recover.js";
+import { startupRepairs } from "./state-repair.js";
+import { DegradedStart } from "./degraded.js";
 import { startHealthServer, type Readiness } from "./http/health.js";
 import { AgentMetrics } from "./metrics.js";
 import { Renewer } from "./renewer.js";
@@ -15,7 +17,6 @@ import { cronScheduler, validateSchedule, type ScheduledJob, type Scheduler } fr
 import { startControlSocket, type ControlServer } from "./http/control.js";
 import type { Exec } from "./hooks.js";
 import type { CertKind } from "../pki/csr.js";
-import { ensureDir } from "../platform/files.js";
 import { Channel } from "./channel.js";
 import { notifySystemd, type NotifyResult, type NotifyState } from "../platform/sd-notify.js";
 import type { CryptoReport } from "../crypto/fips-exec.js";
@@ -75,6 +76,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   const layout = layoutFor(config);
   const log = d.logger;
   for (const action of await recoverOnStartup(layout, clock())) log.warn("startup recovery", { action });
+  const repairs = await startupRepairs(layout, { server: config.server, caCertHash: config.caCertHash, now: clock() }, log);
   let state = await readState(layout);
   let resolveJoined!: (s: AgentState) => void;
   const installed = new Promise<AgentState>((r) => (resolveJoined = r));
@@ -126,8 +128,11 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
     });
   if (config.channel.enabled && !evicted) channel = newChannel();
 
+  // A read-only or full root does not stop the agent: it waits, not ready, and says why.
+  const degraded = new DegradedStart({ layout, logger: log, clock, random, setTimer, backoff: config.backoff, onRecovered: () => void runCheck() });
   const readiness = async (): Promise<Readiness> => {
     if (evicted) return { ready: false, reason: `evicted by the control plane at ${evicted.at}: ${evicted.reason}` };
+    if (degraded.reason) return { ready: false, reason: degraded.reason };
     const client = renewer.lastDecisions.find((x) => x.kind === "client");
     if (!client || !client.notAfter) return { ready: false, reason: client?.reason ?? "not evaluated yet" };
     if (client.action === "urgent") return { ready: false, reason: `client certificate: ${client.reason}` };
@@ -166,7 +171,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       }));
 
   const health = await startHealthServer(config.healthListen, { joined: () => state?.certificates.client !== undefined, readiness, metrics });
-  await ensureDir(layout.stateDir, 0o700);
+  await degraded.start();
   let control: ControlServer | undefined;
   try {
     control = await startControlSocket(controlSocketPath(config, layout), renewer);
@@ -176,6 +181,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
 
   const runCheck = async () => {
     try {
+      if (degraded.reason) return { renewed: [], skipped: [], decisions: await renewer.evaluate(false) };
       // An evicted node keeps watching its certificates but asks for nothing, until an operator
       // re-joins it ('nodecert join' with a token bound to the node clears the mark on disk).
       if (evicted) {
@@ -190,6 +196,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
           channel.start();
         }
       }
+      await repairs.beforeCheck(state);
       return await renewer.tick();
     } catch (e) {
       log.error("certificate check failed", { error: (e as Error).message });
@@ -250,6 +257,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       closing = true;
       await notify({ stopping: true, status: "stopping" }).catch(() => undefined);
       job.stop();
+      degraded.stop();
       await channel?.stop();
       await firstCheck;
       await renewer.close();

@@ -1,7 +1,7 @@
 // For one managed certificate, decide ok / renew / urgent, with a reason. Pure.
 import type { CertKind } from "../pki/csr.js";
 import type { KeyAlgorithm } from "../pki/key-algorithms.js";
-import { certificateInfo } from "../pki/certificate-info.js";
+import { certificateInfo, EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from "../pki/certificate-info.js";
 import { privateKeyBlock, splitCertificates } from "../pki/pem.js";
 import { chainProblems, keyMatchesCertificate } from "../pki/verify.js";
 import { NODE_ORG, nodeCommonName, splitSans } from "../pki/names.js";
@@ -17,6 +17,8 @@ export type DecisionCode =
   | "corrupt"
   | "expired"
   | "key-mismatch"
+  /** The pair is not of its kind (kubelet-client-current.pem pointing at the serving pair). */
+  | "wrong-eku"
   | "subject"
   | "sans-missing"
   | "no-trust-bundle"
@@ -27,7 +29,9 @@ export type DecisionCode =
   | "ok";
 
 /** The client certificate is gone for good: only a bootstrap token (re-join) can bring the node back. */
-export const CLIENT_UNUSABLE: readonly DecisionCode[] = ["missing", "corrupt", "expired", "key-mismatch"];
+export const CLIENT_UNUSABLE: readonly DecisionCode[] = ["missing", "corrupt", "expired", "key-mismatch", "wrong-eku"];
+
+const EKU_OF: Record<CertKind, { oid: string; name: string }> = { client: { oid: EKU_CLIENT_AUTH, name: "clientAuth" }, serving: { oid: EKU_SERVER_AUTH, name: "serverAuth" } };
 
 export interface Decision {
   kind: CertKind;
@@ -38,6 +42,8 @@ export interface Decision {
   notBefore?: Date;
   notAfter?: Date;
   renewAt?: Date;
+  /** Set by the renewer when the certificate lives too short for the renewal schedule. */
+  warning?: string;
 }
 
 export interface DecisionInput {
@@ -70,6 +76,9 @@ export function decide(i: DecisionInput): Decision {
   if (info.notAfter <= i.now) return { ...facts, action: "urgent", code: "expired", reason: `certificate expired at ${info.notAfter.toISOString()}` };
   const key = privateKeyBlock(i.pem);
   if (!key || !keyMatchesCertificate(i.pem, key)) return { ...facts, action: "urgent", code: "key-mismatch", reason: "private key does not match the certificate" };
+  if (!info.extendedKeyUsages.includes(EKU_OF[i.kind].oid)) {
+    return { ...facts, action: "urgent", code: "wrong-eku", reason: `the ${i.kind} certificate lacks the ${EKU_OF[i.kind].name} extended key usage: ${i.kind === "client" ? "kubelet-client" : "kubelet-server"}-current.pem points at a pair of another kind` };
+  }
   const cn = nodeCommonName(i.nodeName);
   if (info.subjectCN !== cn || info.subjectO.length !== 1 || info.subjectO[0] !== NODE_ORG) {
     return { ...facts, action: "urgent", code: "subject", reason: `subject changed: certificate is for "${info.subject}", the node is "${cn}"` };

@@ -2,7 +2,8 @@
 import { CaBundleResponse, JoinResponse, PROTOCOL_VERSION, type JoinRequest } from "../protocol/messages.js";
 import { certificatePin, normalizePin } from "../pki/pin.js";
 import { splitCertificates } from "../pki/pem.js";
-import { exportPrivateKeyPem, generateKeyPair, type KeyAlgorithm } from "../pki/keys.js";
+import type { KeyAlgorithm } from "../pki/keys.js";
+import { clearJoinKeys, joinKeys } from "./join-keys.js";
 import { createNodeCsr } from "../pki/csr.js";
 import { assertKeyAlgorithmAllowed } from "../crypto/process.js";
 import { verifyNodeCertificate } from "../pki/verify.js";
@@ -15,6 +16,7 @@ import type { NodeLayout } from "./layout.js";
 import { applyInstall } from "./apply.js";
 import { clearJoinError, type AgentState } from "./state.js";
 import type { Logger } from "../platform/log.js";
+import { assertClockInSync } from "./clock-skew.js";
 
 export class JoinError extends Error {}
 
@@ -34,6 +36,11 @@ export interface JoinOptions {
  * rest of an unauthenticated bundle is attacker-controlled until TLS to the pinned CA succeeds.
  */
 export async function fetchPinnedBundle(server: string, pin: string): Promise<string> {
+  return (await fetchPinnedCa(server, pin)).ca;
+}
+
+/** The pinned CA and the server's clock (its Date header), for the clock check before a join. */
+export async function fetchPinnedCa(server: string, pin: string): Promise<{ ca: string; serverDate?: string }> {
   const want = normalizePin(pin);
   const res = await requestJson(new URL("/v1/ca", server).toString(), { tls: { insecure: true } });
   if (res.status !== 200) throw new JoinError(`cannot fetch the CA bundle from ${server}: ${describeErrorBody(res.status, res.body)}`);
@@ -47,16 +54,18 @@ export async function fetchPinnedBundle(server: string, pin: string): Promise<st
         `Check --ca-cert-hash (printed by 'nodecert server init') and that --server points at your control plane; refusing to trust it`,
     );
   }
-  return certs[pins.indexOf(want)];
+  return { ca: certs[pins.indexOf(want)], serverDate: res.date };
 }
 
 export async function join(o: JoinOptions): Promise<AgentState> {
   const log = o.logger;
   assertKeyAlgorithmAllowed(o.keyAlgorithm);
-  const pinnedCa = await fetchPinnedBundle(o.server, o.caCertHash);
+  const { ca: pinnedCa, serverDate } = await fetchPinnedCa(o.server, o.caCertHash);
   log.info("CA bundle matches pin", { server: o.server, caPin: normalizePin(o.caCertHash) });
-  const [clientKeys, servingKeys] = await Promise.all([generateKeyPair(o.keyAlgorithm), generateKeyPair(o.keyAlgorithm)]);
+  assertClockInSync(o.server, serverDate, o.now());
   const { nodeName, facts, servingSans } = o.identity;
+  const kept = await joinKeys(o.layout, nodeName, o.keyAlgorithm);
+  const [clientKeys, servingKeys] = [kept.client, kept.serving];
   const request: JoinRequest = {
     v: PROTOCOL_VERSION,
     nodeName,
@@ -93,8 +102,7 @@ export async function join(o: JoinOptions): Promise<AgentState> {
   }
   const bundle = jr.caBundle;
   const now = o.now();
-  const clientKeyPem = await exportPrivateKeyPem(clientKeys.privateKey);
-  const servingKeyPem = await exportPrivateKeyPem(servingKeys.privateKey);
+  const [clientKeyPem, servingKeyPem] = [kept.clientPem, kept.servingPem];
   verifyNodeCertificate(jr.certificates.client, clientKeyPem, bundle, { kind: "client", nodeName, now });
   verifyNodeCertificate(jr.certificates.serving, servingKeyPem, bundle, { kind: "serving", nodeName, sans: servingSans, now });
   const state = await applyInstall(
@@ -112,6 +120,7 @@ export async function join(o: JoinOptions): Promise<AgentState> {
     now,
   );
   await clearJoinError(o.layout).catch(() => undefined);
+  await clearJoinKeys(o.layout).catch(() => undefined);
   log.info("joined", { node: nodeName, server: o.server, clientSerial: state.certificates.client?.serial, servingSerial: state.certificates.serving?.serial });
   return state;
 }

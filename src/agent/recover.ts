@@ -6,15 +6,25 @@ import type { NodeLayout } from "./layout.js";
 import type { CertKind } from "../pki/csr.js";
 import { recoverPendingInstall } from "./apply.js";
 import { timestampedFiles } from "./prune.js";
-import { privateKeyBlock } from "../pki/pem.js";
+import { privateKeyBlock, splitCertificates } from "../pki/pem.js";
+import { certificateInfo, EKU_CLIENT_AUTH, EKU_SERVER_AUTH } from "../pki/certificate-info.js";
 import { keyMatchesCertificate } from "../pki/verify.js";
 import { replaceSymlink, TMP_MARKER } from "../platform/files.js";
 import { readCurrentOutcome } from "./install.js";
 
-function validPair(pem: string | undefined): boolean {
-  if (!pem) return false;
+function wholePair(pem: string): boolean {
   const key = privateKeyBlock(pem);
   return !!key && keyMatchesCertificate(pem, key);
+}
+
+/** Whole, and of its kind: a client link pointing at the serving pair is broken too. */
+function validPair(pem: string | undefined, kind: CertKind): boolean {
+  if (!pem || !wholePair(pem)) return false;
+  try {
+    return certificateInfo(splitCertificates(pem)[0]).extendedKeyUsages.includes(kind === "client" ? EKU_CLIENT_AUTH : EKU_SERVER_AUTH);
+  } catch {
+    return false;
+  }
 }
 
 export async function recoverOnStartup(layout: NodeLayout, now: Date): Promise<string[]> {
@@ -36,12 +46,12 @@ export async function recoverOnStartup(layout: NodeLayout, now: Date): Promise<s
       continue;
     }
     const cur = read.state === "present" ? read.pem : undefined;
-    if (validPair(cur)) continue;
+    if (validPair(cur, kind)) continue;
     const names = timestampedFiles(await fs.readdir(layout.pkiDir).catch(() => []), layout.prefix(kind)).reverse();
     for (const n of names) {
-      if (validPair(await fs.readFile(path.join(layout.pkiDir, n), "utf8").catch(() => undefined))) {
+      if (validPair(await fs.readFile(path.join(layout.pkiDir, n), "utf8").catch(() => undefined), kind)) {
         await replaceSymlink(layout.current(kind), n);
-        actions.push(`pointed ${path.basename(layout.current(kind))} at ${n} (the previous target was ${cur ? "broken" : "missing"})`);
+        actions.push(`pointed ${path.basename(layout.current(kind))} at ${n} (the previous target was ${!cur ? "missing" : wholePair(cur) ? "a pair of another kind: wrong extended key usage" : "broken"})`);
         break;
       }
     }

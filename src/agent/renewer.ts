@@ -14,7 +14,8 @@ import { describeErrorBody, requestJson } from "../platform/https-client.js";
 import { applyInstall } from "./apply.js";
 import { backoffDelay } from "../platform/backoff.js";
 import { CLIENT_UNUSABLE, decide, type Decision } from "./decision.js";
-import { drawRenewAt, effectiveRenewAt } from "./deadline.js";
+import { drawRenewAt, effectiveRenewAt, lifetimeTooShort, usableStart } from "./deadline.js";
+import { scheduleGapMs } from "./schedule-gap.js";
 import { runHooks, type Exec } from "./hooks.js";
 import type { Identity } from "./identity.js";
 import { readCurrent, readCurrentOutcome } from "./install.js";
@@ -108,7 +109,7 @@ export class Renewer {
         let drawn = rec?.serial === serial && rec.renewAt ? new Date(rec.renewAt) : undefined;
         if (!drawn) {
           // Without persistence (a read-only CLI) assume the earliest point, so "due" is never late.
-          drawn = drawRenewAt(notBefore, notAfter, persist ? this.d.random() : 0);
+          drawn = drawRenewAt(usableStart(notBefore, notAfter, now), notAfter, persist ? this.d.random() : 0);
           if (persist && state) {
             state = { ...state, certificates: { ...state.certificates, [kind]: { ...(rec ?? { file: layout.current(kind), installedAt: now.toISOString() }), serial, notAfter: notAfter.toISOString(), renewAt: drawn.toISOString() } } };
             dirty = true;
@@ -117,6 +118,7 @@ export class Renewer {
         return effectiveRenewAt(notAfter, drawn, config.renewBefore);
       };
       const dec = decide({ kind, pem, readError, now, renewAt, nodeName: state?.nodeName ?? identity.nodeName, servingSans: identity.servingSans, keyAlgorithm: this.keyAlgorithmFor(state), trustBundlePem: trust });
+      dec.warning = this.lifetimeWarning(dec, now);
       decisions.push(dec);
       this.d.metrics.setCertificate(kind, dec.notAfter, dec.renewAt);
     }
@@ -129,9 +131,37 @@ export class Renewer {
     return decisions;
   }
 
+  private warnedSerials = new Set<string>();
+
+  /** A certificate too short-lived for the schedule: said once per serial, kept on the decision. */
+  private lifetimeWarning(dec: Decision, now: Date): string | undefined {
+    if (!dec.notBefore || !dec.notAfter || !dec.serial) return undefined;
+    const usable = dec.notAfter.getTime() - usableStart(dec.notBefore, dec.notAfter, now).getTime();
+    const warning = lifetimeTooShort(usable, scheduleGapMs(this.d.config.schedule), this.d.config.schedule);
+    if (warning && !this.warnedSerials.has(dec.serial)) {
+      if (this.warnedSerials.size > 64) this.warnedSerials.clear();
+      this.warnedSerials.add(dec.serial);
+      this.d.logger.warn("certificate lifetime too short for the renewal schedule", { kind: dec.kind, serial: dec.serial, warning });
+    }
+    return warning;
+  }
+
   /** The scheduled check: evaluate, then renew what is due unless a backoff is pending. Never overlaps. */
-  async tick(): Promise<RenewOutcome> {
+  tick(): Promise<RenewOutcome> {
+    // In flight from the first await on: the cron tick and the retry timer firing together must
+    // not both evaluate and both renew one due certificate.
     if (this.inFlight) return this.inFlight;
+    if (this.ticking) return this.ticking;
+    const t = this.tickNow().finally(() => {
+      if (this.ticking === t) this.ticking = undefined;
+    });
+    this.ticking = t;
+    return t;
+  }
+
+  private ticking: Promise<RenewOutcome> | undefined;
+
+  private async tickNow(): Promise<RenewOutcome> {
     const decisions = await this.evaluate();
     const due = decisions.filter((x) => x.action !== "ok");
     for (const x of decisions) this.d.logger.debug("certificate check", { kind: x.kind, action: x.action, reason: x.reason });
@@ -140,7 +170,9 @@ export class Renewer {
       return { renewed: [], skipped: due.map((x) => ({ kind: x.kind, reason: `backing off until ${this.nextAttemptAt!.toISOString()}` })) };
     }
     for (const x of due) this.d.logger.info("certificate needs renewal", { kind: x.kind, action: x.action, reason: x.reason });
-    return this.renew(due.map((x) => x.kind), { force: true, decisions });
+    // Not forced: if another run got in first, this one re-decides on fresh state instead of
+    // renewing what that run just renewed.
+    return this.renew(due.map((x) => x.kind), { decisions });
   }
 
   /**
@@ -269,8 +301,10 @@ export class Renewer {
       verifyNodeCertificate(chainPem, keys[kind]!.keyPem, trust, { kind, nodeName: state.nodeName, sans: kind === "serving" ? identity.servingSans : undefined, now });
       pairs[kind] = { chainPem, keyPem: keys[kind]!.keyPem };
     }
+    const installed = await applyInstall(layout, { nodeName: state.nodeName, server: state.server, caPin: state.caPin, apiServer: state.apiServer, caBundle: trust, pairs, at: now.toISOString() }, now);
+    // Only now: a failed install must not log "renewed" and then "failed".
     logger.info("renewed", { kinds, server });
-    return applyInstall(layout, { nodeName: state.nodeName, server: state.server, caPin: state.caPin, apiServer: state.apiServer, caBundle: trust, pairs, at: now.toISOString() }, now);
+    return installed;
   }
 
   private onSuccess(kinds: CertKind[]): void {
@@ -320,7 +354,7 @@ export class Renewer {
 
   /** Resolves once no renewal is running. */
   async idle(): Promise<void> {
-    while (this.inFlight) await this.inFlight.catch(() => undefined);
+    while (this.inFlight || this.ticking) await (this.inFlight ?? this.ticking)!.catch(() => undefined);
   }
 
   /** Waits for an in-flight renewal (an install is never cut in half by shutdown). */

@@ -41,8 +41,38 @@ export async function readState(layout: NodeLayout): Promise<AgentState | undefi
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw e;
   }
-  const { state } = migrateState(JSON.parse(text) as Record<string, unknown>, layout.stateFile);
-  return AgentState.parse(state);
+  const parsed = parseStateText(text, layout.stateFile);
+  if ("problem" in parsed) throw new DamagedStateError(layout.stateFile, parsed.problem);
+  return parsed.state;
+}
+
+/** state.json exists but cannot be used: the message names the file and the fix. */
+export class DamagedStateError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+  ) {
+    super(`${file} is damaged (${problem}): restart the agent to rebuild it from the installed certificates, or move it aside and run 'nodecert join'`);
+  }
+}
+
+/** Parses state.json's text; a newer schema still throws (it is refused, never repaired). */
+export function parseStateText(text: string, file: string): { state: AgentState; raw: Record<string, unknown> } | { problem: string; raw?: Record<string, unknown> } {
+  if (!text.trim()) return { problem: "the file is empty: a write was cut short" };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return { problem: `not valid JSON, truncated or overwritten: ${(e as Error).message}` };
+  }
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return { problem: "not a JSON object" };
+  const { state } = migrateState(raw as Record<string, unknown>, file);
+  const checked = AgentState.safeParse(state);
+  if (!checked.success) {
+    const issues = checked.error.issues.slice(0, 3).map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
+    return { problem: `does not match the state schema: ${issues.join("; ")}`, raw: raw as Record<string, unknown> };
+  }
+  return { state: checked.data, raw: raw as Record<string, unknown> };
 }
 
 /**

@@ -12,6 +12,9 @@ export interface CaOptions {
 export interface CaRotateOptions extends CaOptions {
   caCert?: string;
   caKey?: string;
+  wait?: boolean;
+  timeout?: string;
+  interval?: string;
 }
 export interface CaAdvanceOptions extends CaOptions {
   force?: boolean;
@@ -37,7 +40,16 @@ function printCa(env: CliEnv, s: CaRotationStatus): void {
 
 export async function caRotate(env: CliEnv, o: CaRotateOptions): Promise<void> {
   const body = { caCertPem: o.caCert ? await fs.readFile(o.caCert, "utf8") : undefined, caKeyPem: o.caKey ? await fs.readFile(o.caKey, "utf8") : undefined };
-  printCa(env, (await adminRequest(o.dir, "/v1/admin/ca/rotate", body, o.server)) as CaRotationStatus);
+  const started = (await adminRequest(o.dir, "/v1/admin/ca/rotate", body, o.server)) as CaRotationStatus;
+  printCa(env, started);
+  if (o.wait) {
+    const [{ waitWithProgress }, { caRotationProgress }, { parseDuration }] = await Promise.all([import("./wait-progress.js"), import("./rotate-wait.js"), import("../config/duration.js")]);
+    const id = started.rotation?.id;
+    await waitWithProgress(env, `CA rotation ${id ?? ""}`.trim(), async () => caRotationProgress((await adminGet(o.dir, "/v1/admin/ca", o.server)) as CaRotationStatus, id), {
+      intervalMs: parseDuration(o.interval ?? "1s"),
+      timeoutMs: o.timeout ? parseDuration(o.timeout) : undefined,
+    });
+  }
 }
 
 export async function caStatus(env: CliEnv, o: CaOptions): Promise<void> {

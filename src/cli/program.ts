@@ -24,6 +24,8 @@ import type { ConfigureOptions } from "./configure.js";
 import type { NodeSansOptions } from "./node-sans.js";
 import type { AuditCliOptions } from "./audit.js";
 import type { KubeletConfigureOptions } from "./kubelet-configure.js";
+import type { DashboardOptions } from "./dashboard.js";
+import type { AuditLogExportOptions } from "./audit-log.js";
 
 const DEFAULT_AGENT_CONFIG = "/etc/nodecert/agent.yaml";
 
@@ -152,20 +154,35 @@ export function buildProgram(env: CliEnv): Command {
     .option("--key-algorithm <alg>", "switch the nodes to this key algorithm")
     .option("--which <kinds>", "client, serving or all", "all")
     .option("--reason <text>", "why (kept with the campaign)", "rotation requested by an administrator")
+    .option("--wait", "follow the campaign until it ends; exit 0 all done, 2 some failed, 3 cancelled, 4 --timeout passed")
+    .option("--timeout <duration>", "with --wait: stop waiting after this long (e.g. 30m)")
+    .option("--interval <duration>", "with --wait: how often to check", "1s")
     .action(async (o: RotateOptions) => (await import("./rotate.js")).rotate(env, o));
 
   adminOptions(program.command("rotations").description("rotation campaigns and their progress").argument("[id]", "one campaign"))
     .option("-o, --output <format>", "table or json", "table")
+    .option("--cancel", "cancel campaign <id>: no further node is rotated; nodes keep the certificates they have")
     .action(async (id: string | undefined, o: RotationsOptions) => (await import("./rotations.js")).rotations(env, id, o));
 
   adminOptions(program.command("evict").description("evict a node: it can no longer renew or connect").argument("<node>"))
     .option("--reason <text>", "why", "evicted by an administrator")
     .action(async (node: string, o: EvictOptions) => (await import("./evict.js")).evict(env, node, o));
 
+  adminOptions(program.command("dashboard").description("the fleet dashboard: a loopback web server that talks to the control plane with the admin certificate"))
+    .option("--listen <host:port>", "loopback address to serve the dashboard on", "127.0.0.1:8080")
+    .option("--open", "open the dashboard in a browser (with a URL that works once)")
+    .option("--refresh <duration>", "how often the fleet is read again while a page is open (campaigns: every second)", "5s")
+    .action(async (o: DashboardOptions) => {
+      await (await import("./dashboard.js")).dashboard(env, o);
+    });
+
   const ca = program.command("ca").description("the cluster CA");
   adminOptions(ca.command("rotate").description("start a CA rotation (prepare → switch → finish); phases advance when nothing blocks them"))
     .option("--ca-cert <file>", "use this CA (with its chain) instead of generating one")
     .option("--ca-key <file>", "its private key")
+    .option("--wait", "follow the phases until the rotation is done; exit 0 done, 3 superseded, 4 --timeout passed")
+    .option("--timeout <duration>", "with --wait: stop waiting after this long (e.g. 2h)")
+    .option("--interval <duration>", "with --wait: how often to check", "1s")
     .action(async (o: CaRotateOptions) => (await import("./ca.js")).caRotate(env, o));
   adminOptions(ca.command("status").description("the phase of a CA rotation and which nodes block the next one")).action(async (o: CaOptions) => (await import("./ca.js")).caStatus(env, o));
   adminOptions(ca.command("advance").description("move the CA rotation on; --force skips the nodes that block it"))
@@ -182,6 +199,15 @@ export function buildProgram(env: CliEnv): Command {
   adminOptions(node.command("revoke-san").description("withdraw approvals (operator or token-bound) of serving SANs; live certificates stay valid until they expire").argument("<node>").argument("<san...>")).action(
     async (name: string, sans: string[], o: NodeSansOptions) => (await import("./node-sans.js")).revokeSan(env, name, sans, o),
   );
+
+  const auditLog = program.command("audit-log").description("the control plane's audit trail");
+  auditLog
+    .command("export")
+    .description("write audit events as JSON lines, oldest first (retention prunes old ones after archiving them)")
+    .option("--dir <dir>", "server directory", DEFAULT_SERVER_DIR)
+    .option("--before <when>", "only events older than this: an ISO time, or a duration such as 400d")
+    .option("-o, --output <file>", "write to this file (mode 0600) instead of stdout")
+    .action(async (o: AuditLogExportOptions) => (await import("./audit-log.js")).auditLogExport(env, o));
 
   // --- packaging -----------------------------------------------------------------------------
   program

@@ -77,6 +77,20 @@ export const ServerConfig = z
       })
       .strict()
       .default({ autoAdvance: true, maxInFlight: 5 }),
+    /** How long issuance and audit records are kept (server/retention.ts). */
+    retention: z
+      .object({
+        /** An issuance record goes this long after its certificate expired (a node's newest stays). */
+        certificateGrace: duration.default(30 * 86_400_000),
+        /** Audit events go after this long, exported first as JSON lines into auditArchiveDir. */
+        audit: duration.default(400 * 86_400_000),
+        /** Where pruned audit events are kept (default: <server dir>/audit-archive). */
+        auditArchiveDir: z.string().optional(),
+        /** How often the pruning runs; 0 turns retention off. */
+        interval: duration.default(3_600_000),
+      })
+      .strict()
+      .default({ certificateGrace: 30 * 86_400_000, audit: 400 * 86_400_000, interval: 3_600_000 }),
     tokens: z
       .object({
         maxFailures: z.number().int().positive().default(10),

@@ -1,5 +1,6 @@
 // Starts the control plane from its directory: config, CA, store, HTTPS API, fleet channel,
 // rotation campaigns and CA rotation.
+import path from "node:path";
 import { promises as fs } from "node:fs";
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
@@ -15,6 +16,7 @@ import { processFips } from "../crypto/process.js";
 import { keyAlgorithmProblem } from "./policy.js";
 import { Authority, bundleSha256 } from "./ca/authority.js";
 import { Hub } from "./fleet/hub.js";
+import { Retention } from "./retention.js";
 import { Campaigns, DEFAULT_CAMPAIGN_OPTIONS, type CampaignOptions } from "./fleet/campaigns.js";
 import { CaRotation } from "./fleet/ca-rotation.js";
 import { registerAdminRoutes } from "./http/routes-admin.js";
@@ -65,6 +67,8 @@ export interface RunningServer {
   metrics: ServerMetrics;
   /** The port of the /metrics listener (undefined when metrics are off or could not listen). */
   metricsPort: number | undefined;
+  /** Prunes old issuance and audit records (after exporting the audit). */
+  retention: Retention;
   close(): Promise<void>;
 }
 
@@ -171,6 +175,13 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     });
     if (metricsListener) o.logger.info("metrics listening", { listen: config.metrics.listen.replace(/:\d+$/, `:${metricsListener.port}`), path: "/metrics" });
   }
+  // Its own timer: the injected one (tests) drives the service-certificate checks alone.
+  const retentionTimer: SetTimer = (fn, ms) => {
+    const t = setTimeout(fn, ms).unref();
+    return { cancel: () => clearTimeout(t) };
+  };
+  const retention = new Retention({ store, policy: config.retention, archiveDir: config.retention.auditArchiveDir ?? path.join(paths.dir, "audit-archive"), clock, logger: o.logger, setTimer: retentionTimer });
+  retention.start();
   const addr = app.server.address();
   const boundPort = typeof addr === "object" && addr ? addr.port : port;
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
@@ -194,9 +205,11 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     serviceCerts,
     metrics,
     metricsPort: metricsListener?.port,
+    retention,
     async close() {
       await metricsListener?.close();
       serviceCerts.stop();
+      await retention.stop();
       campaigns.stop();
       await hub.close();
       await running.close();

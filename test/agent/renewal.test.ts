@@ -10,6 +10,7 @@ import { nodeIdentity } from "../../src/agent/identity.js";
 import { nodeLayout } from "../../src/agent/layout.js";
 import { readState } from "../../src/agent/state.js";
 import { certificateInfo } from "../../src/pki/certificate-info.js";
+import { BACKDATE_MS } from "../../src/pki/certificate.js";
 import { privateKeyBlock } from "../../src/pki/pem.js";
 import { chainProblems, keyMatchesCertificate } from "../../src/pki/verify.js";
 import { requestJson } from "../../src/platform/https-client.js";
@@ -142,7 +143,9 @@ describe("agent renewal against a real server", function () {
     const state = await readState(nodeLayout(h.root));
     assert.equal(state!.certificates.client!.renewAt, first[0]);
     const info = certificateInfo(current(h.root, "client"));
-    const frac = (Date.parse(first[0]) - info.notBefore.getTime()) / (info.notAfter.getTime() - info.notBefore.getTime());
+    // Of the usable lifetime (issue 18 item 5): from issuance, i.e. after the signer's backdate.
+    const usableFrom = info.notBefore.getTime() + BACKDATE_MS;
+    const frac = (Date.parse(first[0]) - usableFrom) / (info.notAfter.getTime() - usableFrom);
     assert.ok(Math.abs(frac - 0.75) < 1e-6, `0.7 + 0.2 * 0.25 = 0.75, got ${frac}`);
     await h.agent.close();
     // A restart with a different random source keeps the persisted deadline.

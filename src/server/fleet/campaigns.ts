@@ -58,8 +58,9 @@ export class Campaigns {
     await this.serial(async () => {
       for (const c of await this.d.store.listCampaigns()) {
         if (c.state !== "running") continue;
+        // The crash, not the node, cut these attempts short: refunded, as on a disconnect.
         for (const n of await this.d.store.listCampaignNodes(c.id, { state: "in-flight" })) {
-          await this.d.store.updateCampaignNode(c.id, n.node, { state: "pending", commandId: undefined });
+          await this.d.store.updateCampaignNode(c.id, n.node, { state: "pending", commandId: undefined, attempts: Math.max(0, n.attempts - 1) });
         }
         this.d.logger.info("resuming rotation campaign", { campaign: c.id });
       }
@@ -93,6 +94,24 @@ export class Campaigns {
     const counts = { pending: 0, "in-flight": 0, done: 0, failed: 0 };
     for (const n of nodes) counts[n.state]++;
     return { campaign, counts, nodes };
+  }
+
+  /**
+   * Stops a running campaign: no further node is sent a command, and acks of commands already out
+   * no longer count for it. Nodes keep the certificates they have.
+   */
+  async cancel(id: string, reason: string): Promise<{ code: "ok" | "unknown-campaign" | "not-running"; campaign?: CampaignRecord }> {
+    return this.serial(async () => {
+      const c = await this.d.store.getCampaign(id);
+      if (!c) return { code: "unknown-campaign" as const };
+      if (c.state !== "running") return { code: "not-running" as const, campaign: c };
+      const now = this.d.clock();
+      await this.d.store.updateCampaign(id, { state: "cancelled", finishedAt: now });
+      this.d.logger.info("rotation campaign cancelled", { campaign: id, reason });
+      const done = { ...c, state: "cancelled" as const, finishedAt: now };
+      this.onFinished(done);
+      return { code: "ok" as const, campaign: done };
+    });
   }
 
   /** Runs `fn` after every earlier state change, so decisions never interleave. */

@@ -20,6 +20,7 @@ import { mayActForNode } from "../lineage.js";
 import { evaluate, type PolicyConfig } from "../policy.js";
 import { sanContext, serverSanPolicy, tokenSans } from "../san-registry.js";
 import { sign } from "../ca/signer.js";
+import { JoinConfirmations, type ProvisionalJoin } from "../join-confirmation.js";
 import { tlsCipherOptions } from "../../crypto/fips-policy.js";
 
 export interface ApiDeps {
@@ -70,6 +71,8 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
   const limiter = new FailureLimiter(d.config.tokens.maxFailures, d.config.tokens.failureWindow, () => d.clock().getTime());
   // Failed attempts count per source, not per address string (IPv4-mapped, one IPv6 /64).
   const sourceOf = (req: FastifyRequest) => sourceKey(req.ip, limits.ipv6SourcePrefix);
+  // ...and per token id, in the same limiter under their own keys.
+  const tokenKey = (id: string) => `token-id:${id}`;
 
   // Deny by default: every route except the node-facing ones gets the admin check attached to the
   // route itself, so it applies however the URL was spelled (%61dmin reaches the same route).
@@ -102,6 +105,11 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     d.logger.info("request", { method: req.method, route: req.routeOptions.url ?? req.url, status: reply.statusCode, source: req.ip, ms: Math.round(reply.elapsedTime) });
   });
 
+  // The server's clock, not the host's: a joining node compares its own against it (agent/clock-skew).
+  app.addHook("onSend", async (_req, reply) => {
+    reply.header("date", d.clock().toUTCString());
+  });
+
   app.get("/healthz", async () => ({ ok: true }));
 
   // Fetched by a joining node without trust; the node checks it against its CA pin.
@@ -110,6 +118,8 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
   // The token is checked as soon as the headers are in, before the body is read: a stranger
   // without a valid token cannot make the server buffer, parse or wait for anything.
   const joinTokens = new WeakMap<FastifyRequest, TokenRecord>();
+  const joinRetries = new WeakMap<FastifyRequest, ProvisionalJoin>();
+  const confirmations = new JoinConfirmations(d.store);
   const checkJoinToken = async (req: FastifyRequest): Promise<void> => {
     const now = d.clock();
     const source = req.ip;
@@ -124,9 +134,24 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       throw new HttpError(401, "token-missing", "send the bootstrap token as 'Authorization: Bearer <token>'");
     }
     const parsed = parseToken(presented);
-    const check = checkToken(presented, parsed ? await d.store.getToken(parsed.id) : undefined, now);
+    const idWait = parsed ? limiter.retryAfter(tokenKey(parsed.id)) : 0;
+    if (idWait > 0) {
+      throw new HttpError(429, "rate-limited", `too many failed attempts with bootstrap token ${parsed!.id}; retry in ${Math.ceil(idWait / 1000)}s, or create a new token`);
+    }
+    const record = parsed ? await d.store.getToken(parsed.id) : undefined;
+    const check = checkToken(presented, record, now);
+    // A spent (or since expired) token whose join the node never confirmed may retry it.
+    const retry = !check.ok && (check.code === "token-used" || check.code === "token-expired") ? await confirmations.pending(record!.id, now) : undefined;
+    if (retry) {
+      joinTokens.set(req, record!);
+      joinRetries.set(req, retry);
+      return;
+    }
     if (!check.ok) {
-      limiter.fail(key);
+      // A known token with the right secret (spent, expired) is a node with stale credentials, not
+      // a guess: it counts against that token only, so its neighbours behind one NAT still join.
+      if (check.code !== "token-used" && check.code !== "token-expired") limiter.fail(key);
+      if (parsed) limiter.fail(tokenKey(parsed.id));
       await d.store.audit({ time: now, type: "token.rejected", source, reason: check.reason, detail: parsed ? { tokenId: parsed.id, code: check.code } : { code: check.code } });
       throw new HttpError(401, check.code, check.reason);
     }
@@ -141,6 +166,13 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     if (!body.success) throw new HttpError(400, "invalid-request", describeZodError(body.error));
     const jr = body.data;
     const [client, serving] = await Promise.all([parseCsrOr400(jr.csrs.client, "client"), parseCsrOr400(jr.csrs.serving, "serving")]);
+    const retry = joinRetries.get(req);
+    const retryRefused = retry && (await confirmations.refusal(retry, jr.nodeName, client.spki));
+    if (retryRefused) {
+      limiter.fail(tokenKey(token.id));
+      await d.store.audit({ time: now, type: "token.rejected", source, reason: retryRefused, detail: { tokenId: token.id, code: "token-used" } });
+      throw new HttpError(401, "token-used", retryRefused);
+    }
     const deny = async (rule: string, reason: string): Promise<never> => {
       await d.store.audit({ time: now, type: "join.denied", node: jr.nodeName, source, rule, reason, detail: { tokenId: token.id } });
       d.logger.warn("join denied", { node: jr.nodeName, source, rule, reason });
@@ -153,7 +185,7 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
     // A token that anyone may use must not take over a node that exists (or lift its eviction):
     // that needs a token the operator bound to this node.
     const existing = await d.store.getNode(jr.nodeName);
-    if (existing && token.node !== jr.nodeName) {
+    if (existing && token.node !== jr.nodeName && !retry) {
       return deny(
         "existing-node",
         `node "${jr.nodeName}" already joined (first seen ${existing.firstSeen.toISOString()}, last seen ${existing.lastSeen.toISOString()}` +
@@ -169,6 +201,11 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       now,
       d.random,
     );
+    if (retry) {
+      await confirmations.commitRetry(retry, [signedClient.record, signedServing.record], now, source);
+      d.logger.info("node retried its unconfirmed join", { node: jr.nodeName, source, clientSerial: signedClient.record.serial });
+      return { v: PROTOCOL_VERSION, nodeName: jr.nodeName, certificates: { client: signedClient.chainPem, serving: signedServing.chainPem }, caBundle: d.authority.trustBundle, apiServer: d.config.apiServerUrl };
+    }
     const committed = await d.store.commitJoin({
       tokenId: token.id,
       now,
@@ -191,9 +228,10 @@ export async function buildApi(d: ApiDeps): Promise<FastifyInstance> {
       return deny("existing-node", `node "${jr.nodeName}" was created by another join while this one ran (first seen ${committed.node.firstSeen.toISOString()}); an unbound bootstrap token cannot take it over: to re-join it, create a token bound to it with 'nodecert token create --node ${jr.nodeName}'`);
     }
     if (committed.code === "token-used") {
-      limiter.fail(sourceOf(req));
+      limiter.fail(tokenKey(token.id));
       throw new HttpError(401, "token-used", `bootstrap token ${token.id} was used up or expired while this request ran: create a new one`);
     }
+    await confirmations.record(token.id, jr.nodeName, client.spki, signedClient.record.serial, now);
     d.logger.info("node joined", { node: jr.nodeName, source, clientSerial: signedClient.record.serial, servingSerial: signedServing.record.serial });
     return {
       v: PROTOCOL_VERSION,

@@ -474,6 +474,33 @@ export class SqliteStore implements Store {
     }));
   }
 
+  async pruneCertificates(before: Date): Promise<number> {
+    const doomed = `SELECT serial FROM certificates WHERE not_after < @before
+       AND rowid NOT IN (SELECT MAX(rowid) FROM certificates GROUP BY node, kind)
+       AND serial NOT IN (SELECT confirmed_serial FROM nodes WHERE confirmed_serial IS NOT NULL)`;
+    return this.db.transaction(() => {
+      this.db.prepare(`DELETE FROM certificate_sans WHERE serial IN (${doomed})`).run({ before: before.getTime() });
+      return this.db.prepare(`DELETE FROM certificates WHERE serial IN (${doomed})`).run({ before: before.getTime() }).changes;
+    })();
+  }
+
+  async *auditBefore(before: Date): AsyncIterable<AuditEvent> {
+    // Paged by id so a large backlog is never held in memory at once.
+    let after = 0;
+    for (;;) {
+      const rows = this.db.prepare(`SELECT * FROM audit WHERE time < ? AND id > ? ORDER BY id LIMIT 1000`).all(before.getTime(), after) as { id: number; time: number; type: string; node: string | null; source: string | null; rule: string | null; reason: string | null; detail: string | null }[];
+      for (const r of rows) {
+        yield { time: new Date(r.time), type: r.type, node: r.node ?? undefined, source: r.source ?? undefined, rule: r.rule ?? undefined, reason: r.reason ?? undefined, detail: r.detail ? JSON.parse(r.detail) : undefined };
+      }
+      if (rows.length < 1000) return;
+      after = rows[rows.length - 1].id;
+    }
+  }
+
+  async pruneAudit(before: Date): Promise<number> {
+    return this.db.prepare(`DELETE FROM audit WHERE time < ?`).run(before.getTime()).changes;
+  }
+
   async listSanGrants(node: string): Promise<SanGrant[]> {
     const rows = this.db.prepare(`SELECT kind, value, source, created_at FROM san_grants WHERE node = ? ORDER BY rowid`).all(node) as { kind: SanGrant["kind"]; value: string; source: string; created_at: number }[];
     return rows.map((r) => ({ kind: r.kind, value: r.value, source: r.source, createdAt: new Date(r.created_at) }));

@@ -206,5 +206,14 @@ export interface Store {
   sanHolders(sans: { kind: "dns" | "ip"; value: string }[], except: string, now: Date): Promise<SanHolding[]>;
   /** SANs of the node's serving certificates still valid at `now`. */
   liveServingSans(node: string, now: Date): Promise<SanSet>;
+  /**
+   * Retention (server/retention.ts); optional so a store may lack it (retention then says so).
+   * Deletes issuance records of certificates that expired before `before`, except each node's
+   * newest of every kind and its confirmed one (the lineage needs them). Returns how many went.
+   */
+  pruneCertificates?(before: Date): Promise<number>;
+  /** Audit events older than `before`, oldest first: what pruneAudit(before) would delete. */
+  auditBefore?(before: Date): AsyncIterable<AuditEvent>;
+  pruneAudit?(before: Date): Promise<number>;
   close(): Promise<void>;
 }
