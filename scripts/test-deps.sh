@@ -4,7 +4,7 @@
 # and prlimit from util-linux, ps and pgrep from procps and curl for the privilege, limit and
 # systemd-in-a-namespace tests; faketime's libfaketime for clock skew; chromium for the dashboard's
 # browser tests; etcd from etcd-server and etcdctl from etcd-client for the HA store and replica
-# tests). With CI=true a dependency
+# tests; promtool from prometheus for metrics and alert rules). With CI=true a dependency
 # that cannot be installed fails the run; elsewhere tests that need it skip with a message.
 set -u
 need=()
@@ -18,6 +18,8 @@ command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null || need+=(curl)
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
+# promtool (Debian's prometheus package) checks /metrics expositions and deploy/prometheus rules.
+command -v promtool >/dev/null || need+=(prometheus)
 # libfaketime, preloaded into the agent for the clock-skew join tests.
 command -v faketime >/dev/null || need+=(faketime)
 command -v chromium >/dev/null || need+=(chromium)
@@ -39,6 +41,7 @@ for t in "${need[@]}"; do
   [ "$t" = procps ] && tool=pgrep
   [ "$t" = etcd-server ] && tool=etcd
   [ "$t" = etcd-client ] && tool=etcdctl
+  [ "$t" = prometheus ] && tool=promtool
   if ! command -v "$tool" >/dev/null; then
     if [ "${CI:-}" = true ]; then echo "test-deps: $t is required in CI and could not be installed" >&2; exit 1; fi
     echo "test-deps: $t is missing; tests that need it will be skipped" >&2

@@ -23,6 +23,7 @@ import { toClock, type ClockLike } from "../platform/clock.js";
 import { notifySystemd, type NotifyResult, type NotifyState } from "../platform/sd-notify.js";
 import type { CryptoReport } from "../crypto/fips-exec.js";
 import { writeCryptoRecord } from "./crypto-record.js";
+import { KubeletApply, type Probe } from "./kubelet-apply.js";
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -42,6 +43,8 @@ export interface AgentDeps {
   notify?: (state: NotifyState) => Promise<NotifyResult>;
   /** The full crypto report from startup: kept for `nodecert status` and exported as metrics. */
   cryptoReport?: CryptoReport;
+  /** Reads the leaf the kubelet serves (verified apply); default: a TLS handshake. */
+  kubeletProbe?: Probe;
 }
 
 export interface RunningAgent {
@@ -49,6 +52,8 @@ export interface RunningAgent {
   healthPort: number;
   renewer: Renewer;
   metrics: AgentMetrics;
+  /** Verified apply (agent.yaml kubelet:): checks that the kubelet serves what was installed. */
+  kubeletApply: KubeletApply;
   channel: Channel | undefined;
   state(): AgentState | undefined;
   /** Resolves when the node holds certificates (immediately if it already did). */
@@ -84,10 +89,12 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
   if (state?.certificates.client) resolveJoined(state);
 
   const metrics = new AgentMetrics(clock);
+  metrics.setDangerWindow(config.dangerWindow);
   if (d.cryptoReport) {
     metrics.setCrypto(d.cryptoReport);
     await writeCryptoRecord(layout, d.cryptoReport, clock()).catch((e: Error) => log.warn("cannot record the crypto provider for 'nodecert status'", { error: e.message }));
   }
+  const kubeletApply = new KubeletApply({ settings: () => config.kubelet, layout, logger: log, clock, setTimer, metrics, exec: d.exec, probe: d.kubeletProbe });
   let evicted = state?.evicted;
   let channel: Channel | undefined;
   let closing = false;
@@ -109,6 +116,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       state = s;
       resolveJoined(s);
       channel?.afterInstall(kinds);
+      kubeletApply.afterInstall(kinds);
       void syncSystemd();
       d.onInstalled?.(kinds, s);
     },
@@ -191,6 +199,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
     healthPort: health.port,
     renewer,
     metrics,
+    kubeletApply,
     get channel() {
       return channel;
     },
@@ -208,6 +217,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       const rescheduled = next.schedule !== config.schedule;
       config = { ...next, root: config.root, ...Object.fromEntries(RESTART_ONLY.map((k) => [k, config[k]])) };
       renewer.updateConfig(config);
+      metrics.setDangerWindow(config.dangerWindow);
       if (rescheduled) {
         job.stop();
         job = scheduler(config.schedule, runCheck);
@@ -222,6 +232,7 @@ export async function runAgent(d: AgentDeps): Promise<RunningAgent> {
       await channel?.stop();
       await firstCheck;
       await renewer.close();
+      await kubeletApply.close();
       await control?.close();
       await health.close();
     },

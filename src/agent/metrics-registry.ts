@@ -3,6 +3,8 @@
 // prom-client's business. Loaded lazily by AgentMetrics.render().
 import { Counter, Gauge, Registry } from "prom-client";
 import type { AgentMetrics, RenderedMetrics } from "./metrics.js";
+import { kubeletNamed } from "./metrics-kubelet.js";
+import { kubeletApplyMetrics } from "./kubelet-apply-metrics.js";
 
 export function promRenderer(m: AgentMetrics): () => Promise<RenderedMetrics> {
   const v = m.values;
@@ -99,5 +101,15 @@ export function promRenderer(m: AgentMetrics): () => Promise<RenderedMetrics> {
       if (v.crypto) this.set(v.crypto.selfTestPassed ? 1 : 0);
     },
   });
+  new Gauge({
+    name: "nodecert_danger_window_seconds",
+    help: "The configured danger window: a certificate whose TTL falls below it while renewals fail makes the agent not ready",
+    registers,
+    collect() {
+      if (v.dangerWindowMs !== undefined) this.set(s(v.dangerWindowMs));
+    },
+  });
+  kubeletNamed(m, registers);
+  kubeletApplyMetrics(m, registers);
   return async () => ({ contentType: registry.contentType, body: await registry.metrics() });
 }

@@ -4,6 +4,7 @@
 // for it. One instance per agent, so several agents can live in one process (tests, simulations).
 import type { CertKind } from "../pki/csr.js";
 import type { CryptoReport } from "../crypto/fips-exec.js";
+import type { ApplyOutcome } from "./kubelet-apply-metrics.js";
 
 export interface MetricValues {
   /** notAfter per kind, ms since the epoch. */
@@ -17,6 +18,11 @@ export interface MetricValues {
   renewalErrors: number;
   hookFailures: Map<string, number>;
   ready: boolean;
+  /** agent.yaml's dangerWindow, ms: alerts compare the TTL with it. */
+  dangerWindowMs?: number;
+  /** Verified apply: the last outcome per kind, and restart-hook runs per kind. */
+  kubeletApply: Map<CertKind, ApplyOutcome>;
+  kubeletRestarts: Map<CertKind, number>;
   crypto?: { provider: string; mode: string; fips: boolean; selfTestPassed: boolean };
 }
 
@@ -26,7 +32,7 @@ export interface RenderedMetrics {
 }
 
 export class AgentMetrics {
-  readonly values: MetricValues = { expiry: new Map(), nextRenewal: new Map(), lastSuccess: new Map(), renewals: new Map(), renewalErrors: 0, hookFailures: new Map(), ready: false };
+  readonly values: MetricValues = { expiry: new Map(), nextRenewal: new Map(), lastSuccess: new Map(), renewals: new Map(), renewalErrors: 0, hookFailures: new Map(), ready: false, kubeletApply: new Map(), kubeletRestarts: new Map() };
   private renderer: Promise<() => Promise<RenderedMetrics>> | undefined;
 
   constructor(readonly clock: () => Date) {}
@@ -52,6 +58,15 @@ export class AgentMetrics {
 
   hookFailed(hook: string): void {
     this.values.hookFailures.set(hook, (this.values.hookFailures.get(hook) ?? 0) + 1);
+  }
+
+  kubeletApplied(kind: CertKind, outcome: ApplyOutcome, restarted: boolean): void {
+    this.values.kubeletApply.set(kind, outcome);
+    if (restarted) this.values.kubeletRestarts.set(kind, (this.values.kubeletRestarts.get(kind) ?? 0) + 1);
+  }
+
+  setDangerWindow(ms: number): void {
+    this.values.dangerWindowMs = ms;
   }
 
   setReady(ready: boolean): void {

@@ -9,6 +9,7 @@ import { formatDuration } from "../config/duration.js";
 import { NodeStore } from "./node-store.js";
 import { escapeTerminal } from "../platform/text.js";
 import type { CryptoRecord } from "./crypto-record.js";
+import { readApplyRecord } from "./kubelet-apply-record.js";
 
 export interface StatusRow {
   certificate: string;
@@ -23,6 +24,8 @@ export interface StatusRow {
   nextRenewal?: string;
   lastError?: string;
   evicted?: string;
+  /** Verified apply's outcome for this certificate (agent.yaml kubelet:), when it ran for this serial. */
+  kubelet?: string;
 }
 
 export async function certificateStatus(layout: NodeLayout, now: Date): Promise<StatusRow[]> {
@@ -30,6 +33,7 @@ export async function certificateStatus(layout: NodeLayout, now: Date): Promise<
   const store = new NodeStore(layout, { what: "nodecert status" });
   // A damaged state file must not hide the certificates: the table shows them without it.
   const state = await store.read().catch(() => undefined);
+  const applied = await readApplyRecord(layout);
   for (const [name, kind] of [
     ["kubelet-client", "client"],
     ["kubelet-server", "serving"],
@@ -48,6 +52,8 @@ export async function certificateStatus(layout: NodeLayout, now: Date): Promise<
     const row = rowFor(name, path, text, now, true);
     const rec = state?.certificates[kind];
     if (rec?.renewAt && rec.serial === row.serial) row.nextRenewal = rec.renewAt;
+    const seen = applied?.[kind];
+    if (seen) row.kubelet = seen.serial === row.serial ? seen.outcome : "pending";
     if (state?.evicted) row.evicted = `${state.evicted.at}: ${state.evicted.reason} (to re-join: 'nodecert token create --node ${state.nodeName}' on the control plane, then 'nodecert join' here)`;
     rows.push(row);
   }
@@ -95,7 +101,7 @@ export function statusHealthy(rows: StatusRow[]): boolean {
 }
 
 export function formatStatusTable(rows: StatusRow[]): string {
-  const header = ["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "ISSUER", "KEY", "SERIAL", "NEXT RENEWAL", "STATE"];
+  const header = ["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "ISSUER", "KEY", "SERIAL", "NEXT RENEWAL", "KUBELET", "STATE"];
   const when = (iso?: string) => (iso ? iso.replace("T", " ").replace(/\.\d+Z$/, " UTC") : "");
   const body = rows.map((r) => [
     r.certificate,
@@ -105,6 +111,7 @@ export function formatStatusTable(rows: StatusRow[]): string {
     r.key ?? "",
     r.serial ?? "",
     when(r.nextRenewal),
+    r.kubelet ?? "",
     r.problem ? `${r.state}: ${r.problem}` : r.state,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));

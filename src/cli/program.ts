@@ -22,6 +22,8 @@ import type { CaAdvanceOptions, CaOptions, CaRotateOptions } from "./ca.js";
 import type { MigrateOptions } from "./migrate.js";
 import type { ConfigureOptions } from "./configure.js";
 import type { NodeSansOptions } from "./node-sans.js";
+import type { AuditCliOptions } from "./audit.js";
+import type { KubeletConfigureOptions } from "./kubelet-configure.js";
 import type { DashboardOptions } from "./dashboard.js";
 import type { AuditLogExportOptions } from "./audit-log.js";
 
@@ -125,6 +127,27 @@ export function buildProgram(env: CliEnv): Command {
     .option("--config <file>", "agent configuration", DEFAULT_AGENT_CONFIG)
     .option("--root <dir>", "filesystem root (overrides the config)")
     .action(async (o: NeedsRenewalOptions) => (await import("./needs-renewal.js")).needsRenewal(env, o));
+
+  program
+    .command("audit")
+    .description("CIS Kubernetes Benchmark worker-node checks on PKI and kubelet TLS (kube-bench's ids) plus nodecert's files and certificates; exit 0 nothing failed, 1 a check failed, 2 the audit could not run")
+    .option("--root <dir>", "the node's filesystem root", "/")
+    .option("-o, --output <format>", "table or json", "table")
+    .option("--benchmark <name>", "benchmark version", "cis-1.12")
+    .option("--config <file>", "agent configuration (default: <root>/etc/nodecert/agent.yaml)")
+    .option("--address <ip-or-name...>", "addresses and names the serving certificate must cover (default: addresses.only in the agent configuration)")
+    .option("--strict", "exit 1 on WARN too")
+    .action(async (o: AuditCliOptions) => (await import("./audit.js")).audit(env, o));
+
+  const kubelet = program.command("kubelet").description("the kubelet's own configuration");
+  kubelet
+    .command("configure")
+    .description("show (dry run) or --write what the kubelet's config.yaml must change for nodecert to manage its certificates (tlsCertFile/tlsPrivateKeyFile, serverTLSBootstrap, rotateCertificates, clientCAFile)")
+    .option("--root <dir>", "the node's filesystem root", "/")
+    .option("--kubelet-config <file>", "the kubelet's --config file, as the node sees it", "/var/lib/kubelet/config.yaml")
+    .option("--write", "apply the change atomically, keeping a backup beside the file")
+    .option("--check", "dry run that exits 1 when something must change")
+    .action(async (o: KubeletConfigureOptions) => (await import("./kubelet-configure.js")).kubeletConfigure(env, o));
 
   // --- fleet (admin, mTLS) -------------------------------------------------------------------
   adminOptions(program.command("nodes").description("every node the control plane knows: connected, last seen, certificates, agent, FIPS"))

@@ -79,6 +79,20 @@ export const AgentConfig = z
       })
       .strict()
       .default({ enabled: true, heartbeat: 30_000, reconnectInitial: 1000, reconnectMax: 60_000 }),
+    /**
+     * Verified apply (off when absent): after installing a serving certificate, check on
+     * servingAddress that the kubelet serves it; restart it with restartHook once if it still
+     * serves the old one after `wait`.
+     */
+    kubelet: z
+      .object({
+        servingAddress: z.string().regex(/^\[?[^\]]*\]?:\d+$/, "use host:port, e.g. 127.0.0.1:10250"),
+        wait: durationMs.default(90_000),
+        pollInterval: durationMs.default(5000),
+        restartHook: Hook.default({ type: "systemd", unit: "kubelet", ifExists: false, on: ["client", "serving"], timeout: 30_000 }),
+      })
+      .strict()
+      .optional(),
     /** Unix socket for `nodecert renew` (default: <root>/var/lib/nodecert/control.sock). */
     controlSocket: z.string().optional(),
     /** Crypto provider: auto (FIPS on a FIPS host or with fipsProviderDir), on (FIPS or refuse to start), off. */

@@ -149,6 +149,14 @@ export const ServerConfig = z
       })
       .strict()
       .default(DEFAULT_CHANNEL_LIMITS),
+    /**
+     * Prometheus /metrics on a plain-HTTP listener of its own, loopback by default (it is not on
+     * the mTLS API port). enabled: false turns it off.
+     */
+    metrics: z
+      .object({ enabled: z.boolean().default(true), listen: z.string().default("127.0.0.1:9444") })
+      .strict()
+      .default({ enabled: true, listen: "127.0.0.1:9444" }),
     /** Crypto provider: auto (FIPS on a FIPS host or with fipsProviderDir), on (FIPS or refuse to start), off. */
     fips: z.enum(FIPS_MODES).default("auto"),
     /** Directory holding the OpenSSL FIPS provider (fips.so and its fipsmodule.cnf). */

@@ -30,6 +30,9 @@ import { toClock, type Timer } from "../platform/clock.js";
 import { DEFAULT_SERVICE_CERT_CHECK_MS, ServiceCertRenewal, type SetTimer } from "./ca/service-cert-renewal.js";
 import { ConnectionCap } from "./http/limits.js";
 import { uniform } from "../platform/random.js";
+import { ServerMetrics } from "./metrics/server-metrics.js";
+import { observedStore } from "./metrics/observed-store.js";
+import { startMetricsListener, type MetricsListener } from "./metrics/http.js";
 
 export interface RunOptions {
   dir: string;
@@ -77,6 +80,9 @@ export interface RunningServer {
   readiness: OpenedStore["readiness"];
   /** Set when the store is etcd (several replicas may share it). */
   replicas?: ReplicaView;
+  metrics: ServerMetrics;
+  /** The port of the /metrics listener (undefined when metrics are off or could not listen). */
+  metricsPort: number | undefined;
   /** Prunes old issuance and audit records (after exporting the audit). */
   retention: Retention;
   close(): Promise<void>;
@@ -90,13 +96,17 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   const fips = o.fips ?? processFips();
   if (config.requireFipsNodes && !fips) o.logger.warn("requireFipsNodes is set but this server does not run on the FIPS provider; set fips: on so the control plane is FIPS too");
   const opened = await openStore(config.store, paths);
-  const store = opened.store;
+  const rawStore = opened.store;
+  const metrics = new ServerMetrics();
+  // Everything the server does goes through the observed store, so issuance, denials, token
+  // failures and store latency are counted in one place.
+  const store: Store = observedStore(rawStore, metrics);
   const replicaName = config.store.kind === "etcd" ? (config.store.replicaName ?? `${os.hostname()}-${config.listen}`) : "local";
   // Replicas share one CA through etcd: adopt it (or publish ours when there is none) before loading.
   let caSync: CaSync | undefined;
   if (config.store.kind === "etcd") {
     const { CaSync } = await import("./ca/ca-sync.js");
-    caSync = new CaSync({ store: store as EtcdStore, paths, logger: o.logger, replica: replicaName });
+    caSync = new CaSync({ store: rawStore as EtcdStore, paths, logger: o.logger, replica: replicaName });
     await caSync.adoptOrPublish(clock());
   }
   const authority = new Authority(await loadCa(paths));
@@ -109,7 +119,7 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   let cluster: ClusterHub | undefined;
   if (config.store.kind === "etcd") {
     const { ClusterHub } = await import("./fleet/replicas.js");
-    cluster = new ClusterHub({ store: store as EtcdStore, hub, replica: replicaName, logger: o.logger, ttlSeconds: Math.max(1, Math.round(config.store.leaderTtl / 1000)) });
+    cluster = new ClusterHub({ store: rawStore as EtcdStore, hub, replica: replicaName, logger: o.logger, ttlSeconds: Math.max(1, Math.round(config.store.leaderTtl / 1000)) });
   }
   const isLeader = () => cluster?.isLeader() ?? true;
   const campaignOptions = { ...DEFAULT_CAMPAIGN_OPTIONS, ...(cluster ? { orphanGraceMs: 5000 } : {}), ...(o.campaignOptions ?? {}) };
@@ -201,6 +211,16 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     await cluster.start();
   } else await campaigns.resume();
   serviceCerts.start();
+  metrics.attach({ store: rawStore, connectedNodes: () => hub.connectedNodes(), caRotation, trustBundle: () => authority.trustBundle, intermediates: () => authority.intermediates });
+  let metricsListener: MetricsListener | undefined;
+  if (config.metrics.enabled) {
+    // Metrics are for people watching: an address in use is a warning, never a control plane down.
+    metricsListener = await startMetricsListener(config.metrics.listen, () => metrics.render()).catch((e: Error) => {
+      o.logger.warn("cannot serve /metrics; the control plane runs without it", { listen: config.metrics.listen, error: e.message });
+      return undefined;
+    });
+    if (metricsListener) o.logger.info("metrics listening", { listen: config.metrics.listen.replace(/:\d+$/, `:${metricsListener.port}`), path: "/metrics" });
+  }
   // Its own timer: the injected one (tests) drives the service-certificate checks alone.
   const retentionTimer: SetTimer = (fn, ms) => toClock(clock).setTimeout(fn, ms, { unref: true });
   const retention = new Retention({ store, policy: config.retention, archiveDir: config.retention.auditArchiveDir ?? path.join(paths.dir, "audit-archive"), clock, logger: o.logger, setTimer: retentionTimer });
@@ -243,8 +263,11 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
     serviceCerts,
     readiness: opened.readiness,
     replicas: cluster ? { name: replicaName, cluster, isLeader } : undefined,
+    metrics,
+    metricsPort: metricsListener?.port,
     retention,
     async close() {
+      await metricsListener?.close();
       serviceCerts.stop();
       await retention.stop();
       campaigns.stop();

@@ -71,6 +71,18 @@ describe("cli: lazy verbs (the built bin/nodecert loads only what the verb uses)
     assert.deepEqual(t.sources.filter((s) => /@peculiar|reflect-metadata|tsyringe/.test(s)), []);
   });
 
+  it("audit and kubelet configure load no server, fastify, fleet channel, prom-client or X.509 library", async () => {
+    const t = await traceModules(BIN, ["audit", "--root", root, "-o", "json"]);
+    assert.ok(t.code === 0 || t.code === 1, `audit exited ${t.code}: ${t.stderr}`);
+    assert.ok(t.sources.includes("src/cli/audit.ts"), "the audit verb ran");
+    assert.deepEqual(forbidden(t.sources, SERVER_SIDE), [], "audit loaded server-side code");
+    assert.deepEqual(t.sources.filter((s) => /@peculiar|reflect-metadata/.test(s)), []);
+    const k = await traceModules(BIN, ["kubelet", "configure", "--root", root]);
+    assert.equal(k.code, 2, "no config.yaml under the joined root: it says so");
+    assert.ok(k.sources.includes("src/cli/kubelet-configure.ts"));
+    assert.deepEqual(forbidden(k.sources, SERVER_SIDE), [], "kubelet configure loaded server-side code");
+  });
+
   it("the wire schemas (src/protocol) load no X.509 library as a side effect", async () => {
     const probe = path.join(tempDir(), "probe.mjs");
     writeFileSync(probe, ["messages", "channel", "admin"].map((m) => `await import(${JSON.stringify(path.join(ROOT, `src/protocol/${m}.ts`))});`).join("\n"));

@@ -97,7 +97,8 @@ export async function startServer(o: { dir?: string; clock?: FakeClock; override
   const init = await initServer({ dir, listen: o.listen ?? "127.0.0.1:0", sans: ["localhost", "127.0.0.1"], caCertPem: o.caCertPem, caKeyPem: o.caKeyPem, now: clock ? clock.now() : new Date(), random });
   const { logger, lines } = captureLogger("server");
   // Every test runs on loopback: agents' serving certificates hold 127.0.0.1 (their join address).
-  const overrides = { ...(o.overrides ?? {}), policy: { allowLoopbackSans: true, ...((o.overrides?.policy as Record<string, unknown> | undefined) ?? {}) } };
+  // /metrics on a free port: parallel test servers must not compete for the default 9444.
+  const overrides = { metrics: { listen: "127.0.0.1:0" }, ...(o.overrides ?? {}), policy: { allowLoopbackSans: true, ...((o.overrides?.policy as Record<string, unknown> | undefined) ?? {}) } };
   const s = await runServer({ dir, logger, clock: clock?.now, configOverrides: overrides, listen: o.listen, heartbeatMs: o.heartbeatMs, fips: o.fips, campaignOptions: o.campaignOptions ?? { tickMs: 100, commandTimeoutMs: 15_000, retryBaseMs: 200 } });
   return Object.assign(s, {
     dir,

@@ -21,6 +21,8 @@ export interface ServerProcess {
   /** The node process serving (bin/nodecert execs node, so this is its pid). */
   pid(): number;
   logs(): string;
+  /** The /metrics URL of the running process (from its "metrics listening" log line). */
+  metricsUrl(): string | undefined;
   /** Starts it (again) on the same directory and port; resolves once it listens. */
   start(): Promise<void>;
   /** SIGKILL, then waits for the exit. */
@@ -40,9 +42,10 @@ export async function serverProcess(o: { config?: Record<string, unknown>; prlim
   // Agents here join over loopback, so their serving certificates hold 127.0.0.1 (as startServer allows).
   const init = await initServer({ dir, listen: `127.0.0.1:${port}`, sans: o.sans ?? ["localhost", "127.0.0.1"], allowLoopbackSans: true, now: new Date(), random });
   const paths = serverPaths(dir);
-  if (o.config) {
+  {
+    // /metrics on a free port (announced in the "metrics listening" log line, see metricsUrl()).
     const current = (YAML.parse(readFileSync(paths.config, "utf8")) as Record<string, unknown>) ?? {};
-    writeFileSync(paths.config, YAML.stringify({ ...current, ...o.config }), { mode: 0o600 });
+    writeFileSync(paths.config, YAML.stringify({ ...current, metrics: { listen: "127.0.0.1:0" }, ...(o.config ?? {}) }), { mode: 0o600 });
   }
   let child: ChildProcess | undefined;
   let out = "";
@@ -56,6 +59,10 @@ export async function serverProcess(o: { config?: Record<string, unknown>; prlim
     trustBundle: () => readFileSync(paths.adminCa, "utf8"),
     pid: () => child?.pid ?? 0,
     logs: () => out,
+    metricsUrl: () => {
+      const lines = out.split("\n").filter((l) => l.includes('"message":"metrics listening"'));
+      return lines.length ? `http://${(JSON.parse(lines[lines.length - 1]) as { listen: string }).listen}/metrics` : undefined;
+    },
     async start() {
       const args = ["server", "run", "--dir", dir];
       const [cmd, argv] = o.prlimitNofile ? ["prlimit", [`--nofile=${o.prlimitNofile}:${o.prlimitNofile}`, "--", BIN, ...args]] : [BIN, args];
