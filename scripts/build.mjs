@@ -9,7 +9,7 @@
 //
 // Usage: node scripts/build.mjs [--outdir DIR] [--src DIR]
 import { build } from "esbuild";
-import { mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
@@ -46,6 +46,25 @@ const result = await build({
   nodePaths: [path.join(root, "node_modules")],
   logLevel: "warning",
 });
+// The fleet dashboard's page (src/ui): one script and one stylesheet for the browser, uPlot
+// bundled in, served by `nodecert dashboard` from dist/ui (no CDN: it works offline).
+const ui = path.join(outdir, "ui");
+await build({
+  absWorkingDir: root,
+  entryPoints: { app: path.join(src, "ui/app.ts") },
+  outdir: ui,
+  bundle: true,
+  format: "iife",
+  platform: "browser",
+  target: ["chrome110", "firefox110", "safari16"],
+  minify: true,
+  sourcemap: "linked",
+  sourcesContent: false,
+  legalComments: "linked",
+  nodePaths: [path.join(root, "node_modules")],
+  logLevel: "warning",
+});
+copyFileSync(path.join(src, "ui/index.html"), path.join(ui, "index.html"));
 mkdirSync(outdir, { recursive: true });
 writeFileSync(path.join(outdir, "meta.json"), JSON.stringify(result.metafile));
 const stamp = path.join(outdir, ".build-stamp");

@@ -2,7 +2,8 @@
 # Installs what the test suite's real peers need (openssl, kubectl, sqlite3, systemd-analyze and
 # systemd-notify from the systemd package, python3 to receive sd_notify datagrams; unshare, setpriv
 # and prlimit from util-linux, ps and pgrep from procps and curl for the privilege, limit and
-# systemd-in-a-namespace tests; faketime's libfaketime for clock skew). With CI=true a dependency
+# systemd-in-a-namespace tests; faketime's libfaketime for clock skew; chromium for the dashboard's
+# browser tests). With CI=true a dependency
 # that cannot be installed fails the run; elsewhere tests that need it skip with a message.
 set -u
 need=()
@@ -16,6 +17,7 @@ command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null || need+=(curl)
 # libfaketime, preloaded into the agent for the clock-skew join tests.
 command -v faketime >/dev/null || need+=(faketime)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "test-deps: installing ${need[*]}" >&2
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -22,6 +22,7 @@ import type { CaAdvanceOptions, CaOptions, CaRotateOptions } from "./ca.js";
 import type { MigrateOptions } from "./migrate.js";
 import type { ConfigureOptions } from "./configure.js";
 import type { NodeSansOptions } from "./node-sans.js";
+import type { DashboardOptions } from "./dashboard.js";
 import type { AuditLogExportOptions } from "./audit-log.js";
 
 const DEFAULT_AGENT_CONFIG = "/etc/nodecert/agent.yaml";
@@ -137,11 +138,20 @@ export function buildProgram(env: CliEnv): Command {
 
   adminOptions(program.command("rotations").description("rotation campaigns and their progress").argument("[id]", "one campaign"))
     .option("-o, --output <format>", "table or json", "table")
+    .option("--cancel", "cancel campaign <id>: no further node is rotated; nodes keep the certificates they have")
     .action(async (id: string | undefined, o: RotationsOptions) => (await import("./rotations.js")).rotations(env, id, o));
 
   adminOptions(program.command("evict").description("evict a node: it can no longer renew or connect").argument("<node>"))
     .option("--reason <text>", "why", "evicted by an administrator")
     .action(async (node: string, o: EvictOptions) => (await import("./evict.js")).evict(env, node, o));
+
+  adminOptions(program.command("dashboard").description("the fleet dashboard: a loopback web server that talks to the control plane with the admin certificate"))
+    .option("--listen <host:port>", "loopback address to serve the dashboard on", "127.0.0.1:8080")
+    .option("--open", "open the dashboard in a browser (with a URL that works once)")
+    .option("--refresh <duration>", "how often the fleet is read again while a page is open (campaigns: every second)", "5s")
+    .action(async (o: DashboardOptions) => {
+      await (await import("./dashboard.js")).dashboard(env, o);
+    });
 
   const ca = program.command("ca").description("the cluster CA");
   adminOptions(ca.command("rotate").description("start a CA rotation (prepare → switch → finish); phases advance when nothing blocks them"))

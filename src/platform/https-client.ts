@@ -56,7 +56,7 @@ export class RequestFailed extends Error {
 
 export function requestJson(
   url: string,
-  o: { method?: string; localAddress?: string; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string>; tls: ClientTls; timeoutMs?: number; maxBytes?: number },
+  o: { method?: string; localAddress?: string; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string>; tls: ClientTls; timeoutMs?: number; maxBytes?: number; /** The body as received (a relay passes it on without parsing it). */ textBody?: boolean },
 ): Promise<JsonResponse> {
   const u = new URL(url);
   if (u.protocol !== "https:") return Promise.reject(new RequestFailed(`${url}: only https:// URLs are allowed`));
@@ -96,6 +96,7 @@ export function requestJson(
         });
         res.on("end", () => {
           const text = Buffer.concat(chunks).toString("utf8");
+          if (o.textBody) return resolve({ status: res.statusCode ?? 0, body: text });
           let body: unknown = text;
           try {
             body = text ? JSON.parse(text) : undefined;

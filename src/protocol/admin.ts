@@ -55,3 +55,76 @@ export interface NodeSansView {
   /** SANs of the node's live (unexpired) serving certificates. */
   held: { dns: string[]; ip: string[] };
 }
+
+/** When the agent's renewal window for a certificate opens and closes (70 % and 90 % of its life, client-go's rule). */
+export const RENEW_WINDOW = { opens: 0.7, closes: 0.9 } as const;
+
+/** A live certificate of a node as the fleet view shows it. */
+export interface FleetCertificateView {
+  kind: string;
+  serial: string;
+  notAfter: string;
+  keyAlgorithm: string;
+  /** From the issuance record (absent for a certificate this server has no record of). */
+  notBefore?: string;
+  /** The agent renews at a point drawn in [renewFrom, renewBy] (or earlier with renewBefore). */
+  renewFrom?: string;
+  renewBy?: string;
+  issuer?: string;
+}
+
+/**
+ * GET /v1/admin/fleet: every node with what an operator needs at a glance. `failing` says why the
+ * node's renewals look stuck: its last renewal was denied, or a certificate is past its renewal window.
+ */
+export interface FleetNodeView extends Omit<NodeView, "certificates"> {
+  certificates: FleetCertificateView[];
+  /** The earliest point any of its certificates' renewal windows open. */
+  nextRenewal?: string;
+  failing?: string;
+}
+
+export interface FleetView {
+  now: string;
+  nodes: FleetNodeView[];
+}
+
+/** GET /v1/admin/audit query: every field narrows the result; times are ISO 8601. */
+export const AuditQuery = z
+  .object({
+    node: z.string().max(253).optional(),
+    rule: z.string().max(128).optional(),
+    type: z.string().max(64).optional(),
+    since: z.iso.datetime({ offset: true }).optional(),
+    until: z.iso.datetime({ offset: true }).optional(),
+    limit: z.coerce.number().int().min(1).max(10_000).default(500),
+  })
+  .strict();
+
+export interface AuditEventView {
+  time: string;
+  type: string;
+  node?: string;
+  source?: string;
+  rule?: string;
+  reason?: string;
+  detail?: Record<string, unknown>;
+}
+
+/** GET /v1/admin/nodes/:name: one node in full. */
+export interface NodeDetailView extends FleetNodeView {
+  firstSeen: string;
+  joinAddress?: string;
+  confirmedSerial?: string;
+  evictedAt?: string;
+  facts: Record<string, unknown>;
+  trustBundleSha256?: string;
+  /** SANs of its live (unexpired) serving certificates. */
+  servingSans: { dns: string[]; ip: string[] };
+  /** Every certificate this server issued to the node, newest first. */
+  issued: { serial: string; kind: string; subject: string; notBefore: string; notAfter: string; issuedAt: string; issuerFingerprint?: string; fingerprint256: string; sans?: { dns: string[]; ip: string[] } }[];
+  campaigns: { id: string; state: string; attempts: number; lastError?: string; startedAt?: string; finishedAt?: string }[];
+  history: AuditEventView[];
+}
+
+export const CampaignCancelRequest = z.object({ reason: z.string().max(512).default("cancelled by an administrator") }).strict();

@@ -55,6 +55,15 @@ describe("cli: lazy verbs (the built bin/nodecert loads only what the verb uses)
     }
   });
 
+  it("dashboard loads its own modules and the admin client only: no server, fastify, fleet channel or SQLite", async () => {
+    // Refused after every module of the verb is loaded (their imports are static).
+    const t = await traceModules(BIN, ["dashboard", "--dir", server.dir, "--server", server.url, "--listen", "0.0.0.0:0"]);
+    assert.equal(t.code, 1, t.stderr);
+    assert.match(t.stderr, /loopback only/);
+    assert.ok(t.sources.includes("src/cli/dashboard/server.ts"), `traced: ${t.sources.filter((s) => s.startsWith("src/")).join(", ")}`);
+    assert.deepEqual(forbidden(t.sources, SERVER_SIDE), [], "dashboard loaded server-side code");
+  });
+
   it("status reads certificates without @peculiar/x509 (Node's own X509Certificate)", async () => {
     const t = await traceModules(BIN, ["status", "--root", root]);
     assert.equal(t.code, 0, t.stderr);

@@ -96,6 +96,24 @@ export class Campaigns {
     return { campaign, counts, nodes };
   }
 
+  /**
+   * Stops a running campaign: no further node is sent a command, and acks of commands already out
+   * no longer count for it. Nodes keep the certificates they have.
+   */
+  async cancel(id: string, reason: string): Promise<{ code: "ok" | "unknown-campaign" | "not-running"; campaign?: CampaignRecord }> {
+    return this.serial(async () => {
+      const c = await this.d.store.getCampaign(id);
+      if (!c) return { code: "unknown-campaign" as const };
+      if (c.state !== "running") return { code: "not-running" as const, campaign: c };
+      const now = this.d.clock();
+      await this.d.store.updateCampaign(id, { state: "cancelled", finishedAt: now });
+      this.d.logger.info("rotation campaign cancelled", { campaign: id, reason });
+      const done = { ...c, state: "cancelled" as const, finishedAt: now };
+      this.onFinished(done);
+      return { code: "ok" as const, campaign: done };
+    });
+  }
+
   /** Runs `fn` after every earlier state change, so decisions never interleave. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.pumping.catch(() => undefined).then(fn);

@@ -10,6 +10,7 @@ import type { Hub } from "../fleet/hub.js";
 import type { Campaigns } from "../fleet/campaigns.js";
 import type { CaRotation } from "../fleet/ca-rotation.js";
 import type { Logger } from "../../platform/log.js";
+import { registerAdminViews } from "./routes-admin-views.js";
 
 function parse<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
   const r = schema.safeParse(body ?? {});
@@ -105,4 +106,7 @@ export function registerAdminRoutes(
   });
 
   app.get("/v1/admin/ca", async () => d.caRotation.status());
+
+  // The fleet dashboard's views (fleet, node detail, audit) and campaign cancel.
+  registerAdminViews(app, d);
 }

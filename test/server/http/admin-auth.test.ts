@@ -23,6 +23,10 @@ describe("server: no admin endpoint answers without the admin certificate", () =
         ["POST", "/v1/admin/ca/advance", {}],
         ["GET", "/v1/admin/ca", undefined],
         ["POST", "/v1/admin/tokens", { ttlSeconds: 60 }],
+        ["GET", "/v1/admin/fleet", undefined],
+        ["GET", "/v1/admin/nodes/n1", undefined],
+        ["GET", "/v1/admin/audit", undefined],
+        ["POST", "/v1/admin/campaigns/abc/cancel", {}],
       ];
       // The same routes spelled so the router still matches them but a raw-URL check would not.
       const spellings = routes.flatMap(([m, r, b]): [string, string, unknown][] => [
