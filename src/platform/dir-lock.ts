@@ -97,7 +97,8 @@ export function withDirLock<T>(file: string, o: LockOptions, fn: () => Promise<T
       const code = (e as NodeJS.ErrnoException).code;
       if (!code || !o.unlockedOn?.includes(code)) throw e;
       o.onUnlocked?.(e as Error);
-      return fn();
+      // As if held: calls nested in `fn` must re-enter, not queue behind it.
+      return held.run(new Set([...(held.getStore() ?? []), file]), fn);
     }
     try {
       return await held.run(new Set([...(held.getStore() ?? []), file]), fn);

@@ -69,4 +69,17 @@ describe("platform: directory lock between processes", function () {
     await Promise.all([a, b]);
     assert.deepEqual(order, ["a start", "a nested", "a end", "b"]);
   });
+
+  it("a lock file that cannot be written (unlockedOn): fn runs without it, and calls nested in it re-enter instead of deadlocking", async () => {
+    const dir = tempDir();
+    const file = path.join(dir, "missing-subdir", ".lock"); // ENOENT when the lock file is written
+    const seen: string[] = [];
+    const out = await withDirLock(file, { what: "t", waitMs: 0, unlockedOn: ["ENOENT"], onUnlocked: (e) => seen.push(e.message) }, async () =>
+      withDirLock(file, { what: "nested", waitMs: 0, unlockedOn: ["ENOENT"] }, async () => "nested ran"),
+    );
+    assert.equal(out, "nested ran");
+    assert.equal(seen.length, 1);
+    assert.match(seen[0]!, /cannot lock .*missing-subdir/);
+    await assert.rejects(withDirLock(file, { what: "t", waitMs: 0 }, async () => "never"), /cannot lock/, "without unlockedOn the failure is reported");
+  });
 });
