@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { layoutFor, nodeLayout } from "../agent/layout.js";
-import { readState } from "../agent/state.js";
+import { NodeStore } from "../agent/node-store.js";
 import { loadYamlConfig } from "../config/load.js";
 import { AgentConfig } from "../config/agent.js";
 import { BENCHMARKS, cisChecks } from "./cis-1-12.js";
@@ -35,7 +35,8 @@ export async function runAudit(o: AuditOptions): Promise<AuditReport> {
     }
   }
   const layout = config ? layoutFor(config) : nodeLayout(root);
-  const state = await readState(layout).catch(() => undefined);
+  // A damaged or unreadable state file must not stop the audit: the checks that need it say so.
+  const state = await new NodeStore(layout, { what: "nodecert audit" }).read().catch(() => undefined);
   const k = await kubeletFiles(root);
   const cis = await cisChecks(k, { managesClient: !!state?.certificates.client, managesServing: !!state?.certificates.serving, clientCurrent: layout.current("client"), servingCurrent: layout.current("serving") });
   const own = await nodecertChecks({

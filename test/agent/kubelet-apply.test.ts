@@ -135,9 +135,8 @@ describe("verified apply: the agent proves the kubelet serves the certificate it
     const port = await freePort();
     const execs: string[] = [];
     const exec: Exec = async (file, args) => (execs.push([file, ...args].join(" ")), { code: 0, output: "" });
-    let endpoint: Awaited<ReturnType<typeof reloadingEndpoint>> | undefined;
     const a = await startAgent(port, exec);
-    endpoint = await reloadingEndpoint(a.layout.current("serving"), port);
+    const endpoint = await reloadingEndpoint(a.layout.current("serving"), port);
     closers.push(() => endpoint?.close());
     await a.drive(); // the join's install: already served
     const before = a.serial();

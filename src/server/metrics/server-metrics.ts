@@ -41,6 +41,8 @@ export class ServerMetrics implements StoreObserver {
       registers,
     });
     this.storeErrors = new Counter({ name: "nodecert_store_operation_errors_total", help: "Store operations that failed, by operation", labelNames: ["operation"], registers });
+    // prom-client calls collect() with the metric as `this`, so the server metrics need a name of their own.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     new Gauge({
       name: "nodecert_agents_connected",
