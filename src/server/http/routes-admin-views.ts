@@ -3,7 +3,7 @@
 // is attached by buildApi like on every other admin route; nothing here is reachable otherwise.
 import type { FastifyInstance } from "fastify";
 import { describeZodError } from "../../protocol/messages.js";
-import { AuditQuery, CampaignCancelRequest, RENEW_WINDOW, type AuditEventView, type FleetCertificateView, type FleetNodeView, type FleetView, type NodeDetailView } from "../../protocol/admin.js";
+import { AuditQuery, CampaignCancelRequest, RENEW_WINDOW, type AuditEventView, type FleetCertificateView, type FleetNodeView, type FleetView, type NodeDetailView, type NodeView } from "../../protocol/admin.js";
 import { nodeCommonName, NODE_ORG } from "../../pki/names.js";
 import { HttpError } from "./errors.js";
 import type { AuditEvent, IssuedCertRecord, NodeRecord, Store } from "../store/store.js";
@@ -28,6 +28,22 @@ function at(notBefore: Date, notAfter: Date, f: number): string {
   return new Date(notBefore.getTime() + (notAfter.getTime() - notBefore.getTime()) * f).toISOString();
 }
 
+/** What `nodecert nodes` and the fleet view show of every node, apart from its certificates. */
+export function nodeSummary(n: NodeRecord, hub: ViewDeps["hub"]): Omit<NodeView, "certificates"> {
+  return {
+    name: n.name,
+    connected: hub.connected(n.name),
+    replica: hub.replicaOf?.(n.name),
+    evicted: !!n.evictedAt,
+    lastSeen: n.lastSeen.toISOString(),
+    lastHello: n.lastHello?.toISOString(),
+    agentVersion: n.reported?.agentVersion ?? n.facts.agentVersion,
+    fips: n.reported?.fips,
+    cryptoProvider: n.reported?.cryptoProvider,
+    addresses: n.reported?.addresses ?? n.facts.addresses,
+  };
+}
+
 /** The fleet row of one node; `issued` finds the issuance record of a reported serial. */
 function fleetNode(n: NodeRecord, d: ViewDeps, now: Date, issued: (serial: string) => IssuedCertRecord | undefined, lastRenewal: AuditEvent | undefined): FleetNodeView {
   const certificates: FleetCertificateView[] = (n.reported?.certificates ?? []).map((c) => {
@@ -44,16 +60,7 @@ function fleetNode(n: NodeRecord, d: ViewDeps, now: Date, issued: (serial: strin
     if (late && !n.evictedAt) failing = `${late.kind} certificate ${late.serial} is past its renewal window (${late.renewBy}) and not renewed`;
   }
   return {
-    name: n.name,
-    connected: d.hub.connected(n.name),
-    replica: d.hub.replicaOf?.(n.name),
-    evicted: !!n.evictedAt,
-    lastSeen: n.lastSeen.toISOString(),
-    lastHello: n.lastHello?.toISOString(),
-    agentVersion: n.reported?.agentVersion ?? n.facts.agentVersion,
-    fips: n.reported?.fips,
-    cryptoProvider: n.reported?.cryptoProvider,
-    addresses: n.reported?.addresses ?? n.facts.addresses,
+    ...nodeSummary(n, d.hub),
     certificates,
     nextRenewal: opens[0],
     ...(failing ? { failing } : {}),

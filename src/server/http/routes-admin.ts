@@ -10,7 +10,7 @@ import type { Hub } from "../fleet/hub.js";
 import type { Campaigns } from "../fleet/campaigns.js";
 import type { CaRotation } from "../fleet/ca-rotation.js";
 import type { Logger } from "../../platform/log.js";
-import { registerAdminViews } from "./routes-admin-views.js";
+import { nodeSummary, registerAdminViews } from "./routes-admin-views.js";
 
 function parse<T extends z.ZodTypeAny>(schema: T, body: unknown): z.infer<T> {
   const r = schema.safeParse(body ?? {});
@@ -38,16 +38,7 @@ export function registerAdminRoutes(
     const nodes = await d.store.listNodes();
     return {
       nodes: nodes.map((n) => ({
-        name: n.name,
-        connected: d.hub.connected(n.name),
-        replica: d.hub.replicaOf?.(n.name),
-        evicted: !!n.evictedAt,
-        lastSeen: n.lastSeen.toISOString(),
-        lastHello: n.lastHello?.toISOString(),
-        agentVersion: n.reported?.agentVersion ?? n.facts.agentVersion,
-        fips: n.reported?.fips,
-        cryptoProvider: n.reported?.cryptoProvider,
-        addresses: n.reported?.addresses ?? n.facts.addresses,
+        ...nodeSummary(n, d.hub),
         certificates: (n.reported?.certificates ?? []).map(({ kind, serial, notAfter, keyAlgorithm }) => ({ kind, serial, notAfter, keyAlgorithm })),
       })),
     };
