@@ -32,9 +32,11 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# Say which command failed: set -e alone exits 1 without a word.
+trap 'echo "unit-limits.sh: line $LINENO exited $?" >&2' ERR
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$repo/bin/nodecert" server init --dir "$work/server" --listen "127.0.0.1:$port" --san 127.0.0.1 >/dev/null 2>&1
+"$repo/bin/nodecert" server init --dir "$work/server" --listen "127.0.0.1:$port" --san 127.0.0.1 >"$work/init.log" 2>&1 || { cat "$work/init.log" >&2; exit 1; }
 hard=$(ulimit -Hn)
 
 # The script PID 1 runs: private /run, /tmp and /var/lib, no enabled units from /etc, then systemd.
@@ -95,7 +97,8 @@ run_case() {
       # Node raises its soft limit early; give it until its server or agent is up (it logs to the
       # journal it cannot reach here, so wait for the listening socket or the health port).
       if [ "$c" = agent ]; then grep -q '"agent started"' "/proc/$pid1/root/run/nodecert.out" 2>/dev/null && state=up; else curl -sk --max-time 1 "https://127.0.0.1:$port/healthz" | grep -q '"ok":true' && state=up; fi
-      if [ "$state" = up ]; then limits=$(awk '/^Max open files/ {print $4 " " $5}' "/proc/$node/limits"); break; fi
+      # (A process that has just exited has no limits to read: the case then reports what it had.)
+      if [ "$state" = up ]; then limits=$(awk '/^Max open files/ {print $4 " " $5}' "/proc/$node/limits" 2>/dev/null || echo "$limits"); break; fi
     fi
     sleep 0.1
   done

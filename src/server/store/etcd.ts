@@ -179,6 +179,11 @@ export class EtcdStore implements Store, ReadinessSource {
   readonly client: Etcd3;
   readonly ns: Namespace;
   private state: StoreReadiness = { ready: true };
+  // Calls and probes overlap (a probe can hang for the whole deadline during an election): the
+  // outcome of the one that started last decides, so a stale failure never hides a later success.
+  private started = 0;
+  private decided = 0;
+  private probing = false;
   private probeTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -222,30 +227,43 @@ export class EtcdStore implements Store, ReadinessSource {
 
   /** A linearizable read (needs an etcd quorum): ready when it answers, unready with etcd's error when not. */
   async probe(): Promise<StoreReadiness> {
+    // One probe at a time: timer ticks while one hangs would only pile up requests.
+    if (this.probing) return this.state;
+    this.probing = true;
+    const n = ++this.started;
     try {
       await this.ns.get("kv/probe").exec();
-      this.state = { ready: true };
+      this.decide(n, undefined);
     } catch (e) {
-      this.markUnready(e);
+      this.decide(n, e);
+    } finally {
+      this.probing = false;
     }
     return this.state;
   }
 
-  private markUnready(e: unknown): void {
-    if (this.closed) return;
-    this.state = { ready: false, reason: `the etcd store (${this.o.endpoints.join(", ")}) does not answer: ${(e as Error).message}` };
+  private unavailable(e: unknown): string {
+    return `the etcd store (${this.o.endpoints.join(", ")}) does not answer: ${(e as Error).message}`;
+  }
+
+  /** Records the outcome of request number n (undefined: it succeeded) unless a later one has decided. */
+  private decide(n: number, e: unknown): void {
+    if (this.closed || n < this.decided) return;
+    this.decided = n;
+    this.state = e === undefined ? { ready: true } : { ready: false, reason: this.unavailable(e) };
   }
 
   /** Runs an etcd call; a failure to reach etcd marks the store unready and says so. */
   private async call<T>(fn: () => Promise<T>): Promise<T> {
+    const n = ++this.started;
     try {
       const v = await fn();
-      if (!this.state.ready) this.state = { ready: true };
+      this.decide(n, undefined);
       return v;
     } catch (e) {
       if (e instanceof StoreUnavailableError) throw e;
-      this.markUnready(e);
-      throw new StoreUnavailableError(this.state.reason ?? (e as Error).message);
+      this.decide(n, e);
+      throw new StoreUnavailableError(this.unavailable(e));
     }
   }
 

@@ -23,11 +23,15 @@ describe("test support: a 3-member etcd cluster on loopback with TLS", function 
   });
 
   it("keeps serving with one member killed, and that member rejoins", async () => {
+    const { until } = await import("../../support/fleet.js");
     await cluster.members[0].kill();
-    assert.equal((await cluster.etcdctl(["put", "/y", "2"])).code, 0);
+    // If it was the leader, a write waits for the election (500 ms timeout here): it lands within seconds.
+    let put: { code: number; stderr: string } | undefined;
+    await until("a write with one member down", async () => (put = await cluster.etcdctl(["put", "/y", "2"])).code === 0, 10_000).catch((e: Error) => {
+      throw new Error(`${e.message}: ${put?.stderr}`);
+    });
     await cluster.members[0].start();
     const one = async () => run("etcdctl", ["--endpoints", cluster.members[0].clientUrl, "--cacert", cluster.clientTls.ca, "--cert", cluster.clientTls.cert, "--key", cluster.clientTls.key, "--command-timeout", "2s", "get", "/y", "--print-value-only"], { env: { ETCDCTL_API: "3" } });
-    const { until } = await import("../../support/fleet.js");
     await until("the member back with the write it missed", async () => (await one()).stdout.trim() === "2", 30_000);
   });
 });
