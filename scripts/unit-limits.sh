@@ -16,7 +16,7 @@
 # mount namespace is written except a temporary directory, removed at the end.
 #
 #   sudo bash scripts/unit-limits.sh [case ...]
-set -euo pipefail
+set -Eeuo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 systemd=/lib/systemd/systemd
 [ -x "$systemd" ] || { echo "no $systemd" >&2; exit 2; }
@@ -83,7 +83,7 @@ run_case() {
   } > "$dropin"
   unshare --pid --fork --mount --mount-proc --cgroup "$work/inner.sh" "$unit" "$dropin" "$work/server" > "$work/$c.log" 2>&1 &
   local launcher=$!
-  local pid1="" node="" limits="" seccomp="" state="" i
+  local pid1="" node="" limits="" seccomp="" state="" health="" i
   for i in $(seq 1 600); do
     if [ -z "$pid1" ]; then
       pid1=$(pgrep -P "$launcher" -x systemd || true)
@@ -96,7 +96,12 @@ run_case() {
       seccomp=$(awk '/^Seccomp:/ {print $2}' "/proc/$node/status" 2>/dev/null || true)
       # Node raises its soft limit early; give it until its server or agent is up (it logs to the
       # journal it cannot reach here, so wait for the listening socket or the health port).
-      if [ "$c" = agent ]; then grep -q '"agent started"' "/proc/$pid1/root/run/nodecert.out" 2>/dev/null && state=up; else curl -sk --max-time 1 "https://127.0.0.1:$port/healthz" | grep -q '"ok":true' && state=up; fi
+      if [ "$c" = agent ]; then grep -q '"agent started"' "/proc/$pid1/root/run/nodecert.out" 2>/dev/null && state=up; else
+        # Not piped into grep -q: grep exiting at the match can SIGPIPE curl, and with pipefail the
+        # check then fails although the server answered (the case waited out its whole minute).
+        health=$(curl -sk --max-time 1 "https://127.0.0.1:$port/healthz" 2>/dev/null || true)
+        [[ $health == *'"ok":true'* ]] && state=up
+      fi
       # (A process that has just exited has no limits to read: the case then reports what it had.)
       if [ "$state" = up ]; then limits=$(awk '/^Max open files/ {print $4 " " $5}' "/proc/$node/limits" 2>/dev/null || echo "$limits"); break; fi
     fi

@@ -60,7 +60,9 @@ export function run(cmd: string, args: string[], opts: { input?: string; env?: N
   return new Promise((resolve) => {
     const child = execFile(cmd, args, { env: { ...process.env, ...(opts.env ?? {}) }, cwd: opts.cwd, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as NodeJS.ErrnoException).code === "number" ? ((err as unknown as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout: stdout.toString(), stderr: stderr.toString() });
+      // A process killed at the timeout (or by a signal) has no exit code: say so, or a failure reads as a silent exit 1.
+      const killed = err && (err as { signal?: string }).signal ? `\n[${cmd} killed by ${(err as { signal?: string }).signal}${(err as { killed?: boolean }).killed ? ` after the ${opts.timeoutMs ?? 60_000} ms timeout` : ""}]` : "";
+      resolve({ code, stdout: stdout.toString(), stderr: stderr.toString() + killed });
     });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
