@@ -21,10 +21,10 @@ interface Job {
   pem: string;
 }
 
-function work(ctx: SigningContext, pem: string): string {
-  const csr = readCsrDer(pem);
+async function work(ctx: SigningContext, pem: string): Promise<string> {
+  const csr = await readCsrDer(pem);
   if (!csr || !csr.signatureValid) throw new Error("CSR refused");
-  const leaf = issueLeafDer({ ctx, subject: nodeSubject("n1"), spki: csr.spki, kind: "client", now: new Date(), lifetimeMs: 86_400_000, random: (n) => randomBytes(n), subjectKeyAlgorithm: csr.keyAlgorithm })!;
+  const leaf = (await issueLeafDer({ ctx, subject: nodeSubject("n1"), spki: csr.spki, kind: "client", now: new Date(), lifetimeMs: 86_400_000, random: (n) => randomBytes(n), subjectKeyAlgorithm: csr.keyAlgorithm }))!;
   return leaf.serial;
 }
 
@@ -32,7 +32,7 @@ if (!isMainThread) {
   let ctx: SigningContext | undefined;
   parentPort!.on("message", (m: { ctx?: SigningContext } | Job) => {
     if ("ctx" in m) ctx = m.ctx;
-    else parentPort!.postMessage({ id: (m as Job).id, serial: work(ctx!, (m as Job).pem) });
+    else void work(ctx!, (m as Job).pem).then((serial) => parentPort!.postMessage({ id: (m as Job).id, serial }));
   });
 } else {
   const N = Number(process.argv[process.argv.indexOf("--n") + 1] || 4000) || 4000;

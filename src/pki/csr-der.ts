@@ -25,7 +25,12 @@ const SAN = "2.5.29.17";
 
 /** Parses a CSR: the DER fast path when it can read it exactly, the full parser otherwise. */
 export async function parseCsrFast(pem: string): Promise<ParsedCsr> {
-  return readCsrDer(pem) ?? parseCsr(pem);
+  return (await readCsrDer(pem)) ?? parseCsr(pem);
+}
+
+/** crypto.verify with a callback: OpenSSL runs it on libuv's thread pool, off the event loop. */
+function verifyOffLoop(digest: string, data: Buffer, key: KeyObject, signature: Buffer): Promise<boolean> {
+  return new Promise((resolve, reject) => cryptoVerify(digest, data, key, signature, (e, ok) => (e ? reject(e) : resolve(ok))));
 }
 
 function strings(buf: Uint8Array, t: Tlv): string | undefined {
@@ -68,7 +73,7 @@ function ecPublicKey(der: Buffer, spkiT: Tlv): KeyObject | undefined {
 }
 
 /** undefined: not a CSR this reader handles exactly (the caller uses parseCsr). */
-export function readCsrDer(pem: string): ParsedCsr | undefined {
+export async function readCsrDer(pem: string): Promise<ParsedCsr | undefined> {
   const m = PEM.exec(pem);
   if (!m) return undefined;
   const der = Buffer.from(m[1].replace(/\s+/g, ""), "base64");
@@ -174,7 +179,7 @@ export function readCsrDer(pem: string): ParsedCsr | undefined {
     if (ko.asymmetricKeyType !== (alg.name === "ECDSA" ? "ec" : "rsa")) return undefined;
     key = describeKeyObject(ko);
     if (ko.asymmetricKeyType === "rsa") rsaPublicExponent = ko.asymmetricKeyDetails?.publicExponent;
-    signatureValid = cryptoVerify(alg.digest, der.subarray(info.start, info.end), ko, der.subarray(sigBits.contentStart + 1, sigBits.end));
+    signatureValid = await verifyOffLoop(alg.digest, der.subarray(info.start, info.end), ko, der.subarray(sigBits.contentStart + 1, sigBits.end));
   } catch {
     return undefined; // a key OpenSSL will not load: parseCsr says why
   }

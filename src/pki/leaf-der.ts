@@ -135,7 +135,20 @@ export interface FastLeaf {
 
 const critical = Buffer.from([0x01, 0x01, 0xff]);
 
-export function issueLeafDer(p: FastLeafParams): FastLeaf | undefined {
+// The extensions that depend only on the leaf's kind and key type are the same bytes every time:
+// encoded once (the hot path builds one or two leaves per request).
+const basicConstraintsExt = seq(encodeOid("2.5.29.19"), critical, octets(seq()));
+const keyUsageExt = new Map<string, Buffer>();
+const ekuExt = new Map<LeafKind, Buffer>();
+const OID_SAN_DER = encodeOid("2.5.29.17");
+const VERSION_V3 = tlv(0xa0, Buffer.from([0x02, 0x01, 0x02]));
+function cached<K, V>(m: Map<K, V>, k: K, make: () => V): V {
+  let v = m.get(k);
+  if (v === undefined) m.set(k, (v = make()));
+  return v;
+}
+
+export async function issueLeafDer(p: FastLeafParams): Promise<FastLeaf | undefined> {
   const subject = subjectDer(p.subject);
   if (!subject) return undefined;
   const spki = Buffer.from(p.spki);
@@ -147,20 +160,20 @@ export function issueLeafDer(p: FastLeafParams): FastLeaf | undefined {
   const notBefore = new Date(Math.floor((p.now.getTime() - BACKDATE_MS) / 1000) * 1000);
   const notAfter = new Date(Math.floor(Math.min(p.now.getTime() + p.lifetimeMs, p.ctx.notAfter.getTime()) / 1000) * 1000);
   // digitalSignature always; keyEncipherment for RSA keys (keyUsageFor in csr.ts).
-  const kuBits = subjectAlg?.startsWith("RSA") ? [0, 2] : [0];
+  const rsa = !!subjectAlg?.startsWith("RSA");
   const exts: Buffer[] = [
-    seq(encodeOid("2.5.29.19"), critical, octets(seq())),
-    seq(encodeOid("2.5.29.15"), critical, octets(namedBits(kuBits))),
-    seq(encodeOid("2.5.29.37"), octets(seq(...extendedKeyUsagesFor(p.kind).map(encodeOid)))),
+    basicConstraintsExt,
+    cached(keyUsageExt, rsa ? "rsa" : "other", () => seq(encodeOid("2.5.29.15"), critical, octets(namedBits(rsa ? [0, 2] : [0])))),
+    cached(ekuExt, p.kind, () => seq(encodeOid("2.5.29.37"), octets(seq(...extendedKeyUsagesFor(p.kind).map(encodeOid))))),
     seq(encodeOid(OID_SKI), octets(octets(keyIdentifier(spki)))),
     p.ctx.akiExtension,
   ];
   if (p.kind === "serving" || p.kind === "server") {
     const sans = p.sans ?? { dns: [], ip: [] };
-    exts.push(seq(encodeOid("2.5.29.17"), octets(seq(...sans.dns.map((d) => tlv(0x82, Buffer.from(d, "latin1"))), ...sans.ip.map((ip) => tlv(0x87, ipBytes(ip)))))));
+    exts.push(seq(OID_SAN_DER, octets(seq(...sans.dns.map((d) => tlv(0x82, Buffer.from(d, "latin1"))), ...sans.ip.map((ip) => tlv(0x87, ipBytes(ip)))))));
   }
   const tbs = seq(
-    tlv(0xa0, Buffer.from([0x02, 0x01, 0x02])),
+    VERSION_V3,
     positiveInteger(Buffer.from(serialHex, "hex")),
     p.ctx.sigAlgDer,
     p.ctx.issuerNameDer,
@@ -169,7 +182,8 @@ export function issueLeafDer(p: FastLeafParams): FastLeaf | undefined {
     spki,
     tlv(0xa3, seq(...exts)),
   );
-  const signature = cryptoSign(p.ctx.digest, tbs, p.ctx.key);
+  // With a callback OpenSSL signs on libuv's thread pool: the event loop goes on with TLS and HTTP.
+  const signature = await new Promise<Buffer>((resolve, reject) => cryptoSign(p.ctx.digest, tbs, p.ctx.key, (e, sig) => (e ? reject(e) : resolve(sig))));
   const der = seq(tbs, p.ctx.sigAlgDer, tlv(0x03, Buffer.from([0]), signature));
   return {
     der,

@@ -47,7 +47,7 @@ export const signerFallbacks = { count: 0 };
 export async function sign(ca: LoadedCa, req: SignRequest, now: Date, random: RandomBytes): Promise<Signed> {
   const ctx = signingContextOf(ca);
   const sans = req.kind === "serving" && req.sans ? { sans: { dns: [...req.sans.dns], ip: [...req.sans.ip] } } : {};
-  const fast = issueLeafDer({ ctx, subject: req.subject as Record<string, string[]>[], spki: req.spki, kind: req.kind, sans: req.sans, now, lifetimeMs: req.lifetimeMs, random, subjectKeyAlgorithm: req.keyAlgorithm });
+  const fast = await issueLeafDer({ ctx, subject: req.subject as Record<string, string[]>[], spki: req.spki, kind: req.kind, sans: req.sans, now, lifetimeMs: req.lifetimeMs, random, subjectKeyAlgorithm: req.keyAlgorithm });
   if (fast) {
     return {
       chainPem: fast.pem + ca.intermediatesPem,

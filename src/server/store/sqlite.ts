@@ -95,6 +95,10 @@ export const MIGRATIONS: string[] = [
      PRIMARY KEY (node, kind, value)
    );
    CREATE INDEX san_grants_value ON san_grants(kind, value);`,
+  // v5: a node's newest certificate of a kind (every renewal asks) is read in insertion order; an
+  // index on (node, kind) holds its entries in rowid order, so that read no longer sorts the node's
+  // whole history (certificates_node orders by issued_at and cannot serve ORDER BY rowid).
+  `CREATE INDEX certificates_node_kind ON certificates(node, kind);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

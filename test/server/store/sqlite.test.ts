@@ -28,6 +28,18 @@ describe("server/store/sqlite (a real SQLite file)", () => {
     db.close();
   });
 
+  it("v5: a node's newest certificate of a kind is read through an index, without sorting its history", async () => {
+    const file = path.join(tempDir(), "s.db");
+    const s = new SqliteStore(file);
+    await s.close();
+    const db = new Database(file, { readonly: true });
+    // The query latestCertificates and the lineage check run on every renewal.
+    const plan = (db.prepare("EXPLAIN QUERY PLAN SELECT * FROM certificates WHERE node = ? AND kind = ? ORDER BY rowid DESC LIMIT ?").all("n", "client", 1) as { detail: string }[]).map((r) => r.detail);
+    db.close();
+    assert.ok(plan.some((d) => /USING INDEX certificates_node_kind/.test(d)), plan.join("; "));
+    assert.ok(!plan.some((d) => /TEMP B-TREE/.test(d)), `no sort: ${plan.join("; ")}`);
+  });
+
   it("v4 takes the join address of nodes that joined before from their last join's audit event", async () => {
     const file = path.join(tempDir(), "s.db");
     const db = new Database(file);
