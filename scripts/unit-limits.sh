@@ -83,8 +83,15 @@ run_case() {
   } > "$dropin"
   unshare --pid --fork --mount --mount-proc --cgroup "$work/inner.sh" "$unit" "$dropin" "$work/server" > "$work/$c.log" 2>&1 &
   local launcher=$!
-  local pid1="" node="" limits="" seccomp="" state="" health="" i
-  for i in $(seq 1 600); do
+  local pid1="" node="" limits="" seccomp="" state="" health="" i start=$SECONDS
+  # A wall-clock bound per case (not an iteration count: under load each check takes longer), so
+  # four cases stay inside the test's timeout and a stuck case names itself on stderr.
+  for i in $(seq 1 100000); do
+    if [ $((SECONDS - start)) -ge "${CASE_SECONDS:-35}" ]; then
+      echo "unit-limits.sh: case $c: gave up after $((SECONDS - start)) s (systemd pid '${pid1}', node pid '${node}', state '${state}'); its log:" >&2
+      tail -n 20 "$work/$c.log" >&2 || true
+      break
+    fi
     if [ -z "$pid1" ]; then
       pid1=$(pgrep -P "$launcher" -x systemd || true)
       [ -z "$pid1" ] || pids+=("$pid1")
@@ -108,8 +115,13 @@ run_case() {
     sleep 0.1
   done
   printf '{"case":"%s","pid1":"%s","node":"%s","up":"%s","soft":"%s","hard":"%s","seccomp":"%s","callerHard":"%s"}\n' "$c" "$pid1" "$node" "$state" "${limits%% *}" "${limits##* }" "$seccomp" "$hard"
-  [ -z "$pid1" ] || kill -9 "$pid1" 2>/dev/null || true
+  # Killing PID 1 of the namespace ends everything in it. If systemd was never seen, kill whatever
+  # unshare forked, and unshare itself: waiting on a launcher nothing killed would hang the run.
+  if [ -n "$pid1" ]; then kill -9 "$pid1" 2>/dev/null || true; else pkill -9 -P "$launcher" 2>/dev/null || true; kill -9 "$launcher" 2>/dev/null || true; fi
+  for i in $(seq 1 50); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$launcher" 2>/dev/null && { echo "unit-limits.sh: case $c: unshare still running 5 s after the kill; killing it" >&2; kill -9 "$launcher" 2>/dev/null || true; }
   wait "$launcher" 2>/dev/null || true
+  echo "unit-limits.sh: case $c done in $((SECONDS - start)) s" >&2
 }
 
 for c in "${cases[@]}"; do

@@ -22,7 +22,7 @@ import { Authority, bundleSha256 } from "./ca/authority.js";
 import { Hub } from "./fleet/hub.js";
 import { Retention } from "./retention.js";
 import { Campaigns, DEFAULT_CAMPAIGN_OPTIONS, type CampaignOptions } from "./fleet/campaigns.js";
-import { CaRotation } from "./fleet/ca-rotation.js";
+import { CaRotation, completeInterruptedFinish } from "./fleet/ca-rotation.js";
 import { registerAdminRoutes } from "./http/routes-admin.js";
 import { registerSanRoutes } from "./san-admin.js";
 import { serverSanPolicy } from "./san-registry.js";
@@ -102,6 +102,8 @@ export async function runServer(o: RunOptions): Promise<RunningServer> {
   // failures and store latency are counted in one place.
   const store: Store = observedStore(rawStore, metrics);
   const replicaName = config.store.kind === "etcd" ? (config.store.replicaName ?? `${os.hostname()}-${config.listen}`) : "local";
+  // A CA rotation killed between its two file moves left ca-next/ where ca/ belongs: finish the move.
+  if (await completeInterruptedFinish(paths)) o.logger.warn("CA rotation: finished moving the new CA into place after an interrupted finish", { dir: paths.caDir });
   // Replicas share one CA through etcd: adopt it (or publish ours when there is none) before loading.
   let caSync: CaSync | undefined;
   if (config.store.kind === "etcd") {

@@ -275,7 +275,7 @@ export class CaRotation {
     return done;
   }
 
-  /** ca/ → ca-old-<id>/, ca-next/ → ca/. Idempotent, so a crash in between is finished on start. */
+  /** ca/ → ca-old-<id>/, ca-next/ → ca/. Idempotent, so a crash in between is finished on start (see completeInterruptedFinish). */
   private async finishFiles(s: CaRotationState): Promise<void> {
     const p = this.d.paths;
     const np = nextCaPaths(p);
@@ -323,4 +323,19 @@ export class CaRotation {
       await this.afterTrustChange();
     });
   }
+}
+
+/**
+ * A kill between finish's two renames leaves no ca/ (moved to ca-old-<id>/) and ca-next/ in place:
+ * nothing could load a CA, and the server would not start to resume the rotation. Called before
+ * the CA is loaded, it makes the second move. Only that exact shape is repaired: with ca/ present,
+ * or without an archive from this rotation's first move, it does nothing.
+ */
+export async function completeInterruptedFinish(p: ServerPaths): Promise<boolean> {
+  const np = nextCaPaths(p);
+  if (existsSync(p.caDir) || !existsSync(np.caCert)) return false;
+  const archives = (await fs.readdir(p.dir)).filter((n) => n.startsWith("ca-old-"));
+  if (!archives.length) return false;
+  await fs.rename(np.caDir, p.caDir);
+  return true;
 }
