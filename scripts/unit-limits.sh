@@ -43,8 +43,12 @@ hard=$(ulimit -Hn)
 cat > "$work/inner.sh" <<'EOF'
 #!/bin/sh
 set -eu
-unit=$1; dropin=$2; state=$3
+unit=$1; dropin=$2; state=$3; repo=$4
 mount -t tmpfs tmpfs /run
+# The units have PrivateTmp= and ProtectHome=: a checkout under /tmp or /root (a CI clone) is not
+# visible to the service. The checkout is bound at a path the unit can read.
+mkdir -p /run/nodecert-repo
+mount --bind "$repo" /run/nodecert-repo
 name=$(basename "$unit")
 mkdir -p "/run/systemd/system/$name.d" /run/empty
 cp "$unit" "/run/systemd/system/$name"
@@ -73,15 +77,15 @@ run_case() {
     # No journald here: the service's output goes to a file in the private /run.
     printf '[Unit]\nDefaultDependencies=no\n[Service]\nStandardOutput=file:/run/nodecert.out\nStandardError=file:/run/nodecert.out\nExecStart=\n'
     case $c in
-      agent) printf 'ExecStart=%s/bin/nodecert agent --config /var/lib/agentroot/agent.yaml\nExecStartPre=\nReadWritePaths=\nReadWritePaths=/var/lib/agentroot\n' "$repo" ;;
-      *) printf 'ExecStart=%s/bin/nodecert server run --dir /var/lib/nodecert-server\nLoadCredential=\n' "$repo" ;;
+      agent) printf 'ExecStart=/run/nodecert-repo/bin/nodecert agent --config /var/lib/agentroot/agent.yaml\nExecStartPre=\nReadWritePaths=\nReadWritePaths=/var/lib/agentroot\n' ;;
+      *) printf 'ExecStart=/run/nodecert-repo/bin/nodecert server run --dir /var/lib/nodecert-server\nLoadCredential=\n' ;;
     esac
     case $c in
       server-soft) printf 'LimitNOFILE=1024:%s\n' "$hard" ;;
       server-soft-deny) printf 'LimitNOFILE=1024:%s\nSystemCallFilter=~prlimit64 setrlimit\n' "$hard" ;;
     esac
   } > "$dropin"
-  unshare --pid --fork --mount --mount-proc --cgroup "$work/inner.sh" "$unit" "$dropin" "$work/server" > "$work/$c.log" 2>&1 &
+  unshare --pid --fork --mount --mount-proc --cgroup "$work/inner.sh" "$unit" "$dropin" "$work/server" "$repo" > "$work/$c.log" 2>&1 &
   local launcher=$!
   local pid1="" node="" limits="" seccomp="" state="" health="" i start=$SECONDS
   # A wall-clock bound per case (not an iteration count: under load each check takes longer), so
